@@ -1,0 +1,3 @@
+from mcp_notary.cli.main import main
+
+main()

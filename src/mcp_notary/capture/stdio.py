@@ -1,0 +1,297 @@
+"""The stdio relay: an MCP client starts `mcp-notary wrap -- server ...` instead of the server.
+
+Bytes are forwarded exactly as read; the audit works on parsed copies. Each direction has its
+own thread doing blocking I/O, which keeps the added latency to a parse and a queue put:
+in batched mode a message is forwarded before its event is built, and in strict mode only
+after its record is durable (or answered with a JSON-RPC error when the store fails).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from typing import Any, BinaryIO, Protocol
+
+from mcp_notary.capture.framing import DEFAULT_MAX_AUDITED_LINE, Frame, LineFramer
+from mcp_notary.capture.pairing import (
+    Direction,
+    Exchange,
+    Pairer,
+    SessionFacts,
+    WireMessage,
+    parse_line,
+)
+
+READ_SIZE = 1 << 20
+STRICT_COMMIT_TIMEOUT_S = 10.0
+SHUTDOWN_GRACE_S = 5.0
+# JSON-RPC server error the proxy answers with when it cannot make a durable record (strict).
+AUDIT_UNAVAILABLE_CODE = -32003
+
+
+class ExchangeSink(Protocol):
+    """Where the relay sends what it saw (the audit pipeline)."""
+
+    def record(self, exchange: Exchange, session: SessionFacts) -> Future[Any]: ...
+
+    def lifecycle(self, phase: str, details: dict[str, Any]) -> Future[Any]: ...
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _error_reply(request_id: Any, message: str) -> bytes:
+    body = {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "error": {"code": AUDIT_UNAVAILABLE_CODE, "message": message},
+    }
+    return json.dumps(body, separators=(",", ":")).encode() + b"\n"
+
+
+class StdioRelay:
+    """Relays one child MCP server over stdio and reports every exchange to `sink`."""
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        sink: ExchangeSink,
+        *,
+        strict: bool = False,
+        max_line: int = DEFAULT_MAX_AUDITED_LINE,
+        client_in: BinaryIO | None = None,
+        client_out: BinaryIO | None = None,
+    ) -> None:
+        self.command = list(command)
+        self.sink = sink
+        self.strict = strict
+        self.max_line = max_line
+        self._client_in = (client_in or sys.stdin.buffer).fileno()
+        self._client_out = (client_out or sys.stdout.buffer).fileno()
+        self._pairer = Pairer()
+        self._lock = threading.Lock()
+        self._out_lock = threading.Lock()  # strict-mode refusals also write to the client
+        self._child: subprocess.Popen[bytes] | None = None
+        self._client_gone = False
+
+    # -- process control -------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until the child exits; return its `returncode` (negative: killed by that signal)."""
+        try:
+            self._child = subprocess.Popen(
+                self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0
+            )
+        except OSError as exc:
+            self.sink.lifecycle("spawn_failed", {"error": str(exc)[:500]})
+            print(f"mcp-notary: cannot start {self.command[0]!r}: {exc}", file=sys.stderr)
+            return 127 if isinstance(exc, FileNotFoundError) else 126
+        self.sink.lifecycle("child_started", {"child_pid": self._child.pid})
+        previous = {
+            sig: signal.signal(sig, self._forward_signal)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        }
+        upstream = threading.Thread(target=self._pump_client_to_server, daemon=True)
+        downstream = threading.Thread(target=self._pump_server_to_client, daemon=True)
+        upstream.start()
+        downstream.start()
+        try:
+            status = self._child.wait()
+            # A grandchild may hold the child's stdout open; don't wait for it forever.
+            downstream.join(SHUTDOWN_GRACE_S)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        with self._lock:
+            leftovers = self._pairer.close("cancelled" if self._client_gone else "transport_error")
+            session = self._pairer.session
+        for exchange in leftovers:
+            self.sink.record(exchange, session)
+        self.sink.lifecycle("child_exited", {"status": status})
+        return status
+
+    def _forward_signal(self, signum: int, _frame: object) -> None:
+        child = self._child
+        if child is None or child.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signum)
+        if signum == signal.SIGTERM:
+            threading.Thread(target=self._kill_after_grace, daemon=True).start()
+
+    def _kill_after_grace(self) -> None:
+        child = self._child
+        if child is None:
+            return
+        try:
+            child.wait(SHUTDOWN_GRACE_S)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                child.kill()
+
+    # -- the two directions ----------------------------------------------------------------
+
+    def _pump_client_to_server(self) -> None:
+        assert self._child is not None and self._child.stdin is not None
+        child_in = self._child.stdin.fileno()
+        framer = LineFramer(self.max_line)
+        broken = False
+        while True:
+            try:
+                chunk = os.read(self._client_in, READ_SIZE)
+            except OSError:
+                chunk = b""
+            frames = framer.feed(chunk) if chunk else _finished(framer)
+            for frame in frames:
+                if not broken:
+                    broken = not self._handle(frame, "client_to_server", child_in)
+                else:
+                    self._audit_only(frame, "client_to_server")
+            if not chunk:
+                break
+        # Client closed its end: close the child's stdin, as the client itself would have.
+        self._client_gone = True
+        with contextlib.suppress(OSError):
+            self._child.stdin.close()
+
+    def _pump_server_to_client(self) -> None:
+        assert self._child is not None and self._child.stdout is not None
+        child_out = self._child.stdout.fileno()
+        framer = LineFramer(self.max_line)
+        broken = False
+        while True:
+            try:
+                chunk = os.read(child_out, READ_SIZE)
+            except OSError:
+                chunk = b""
+            frames = framer.feed(chunk) if chunk else _finished(framer)
+            for frame in frames:
+                if not broken:
+                    broken = not self._handle(frame, "server_to_client", self._client_out)
+                else:
+                    self._audit_only(frame, "server_to_client")
+            if not chunk:
+                return
+
+    # -- per frame -------------------------------------------------------------------------
+
+    def _parse(self, frame: Frame, direction: Direction) -> list[WireMessage]:
+        now = time.time()
+        if frame.complete:
+            return parse_line(frame.data, direction, now)
+        if frame.line_size:  # the last piece of an oversized line
+            return [WireMessage(direction, now, frame.line_size, problem="oversized")]
+        return []
+
+    def _handle(self, frame: Frame, direction: Direction, out_fd: int) -> bool:
+        """Forward one frame and audit it. Returns False once the destination is gone."""
+        messages = self._parse(frame, direction)
+        with self._lock:
+            done = [exchange for m in messages for exchange in self._pairer.feed(m)]
+            session = self._pairer.session
+            started = (
+                [s for m in messages if (s := self._pairer.started(m)) is not None]
+                if self.strict
+                else []
+            )
+        if self.strict and (started or any(e.kind == "call" for e in done)):
+            return self._handle_strict(frame, messages, done, started, session, out_fd)
+        ok = self._forward(out_fd, frame.data)
+        for exchange in done:
+            self.sink.record(exchange, session)
+        return ok
+
+    def _forward(self, fd: int, data: bytes) -> bool:
+        if not data:
+            return True
+        try:
+            with self._out_lock:
+                _write_all(fd, data)
+        except OSError:  # the reader is gone: the bytes fail exactly as they would without us
+            return False
+        return True
+
+    def _audit_only(self, frame: Frame, direction: Direction) -> None:
+        with self._lock:
+            done = [e for m in self._parse(frame, direction) for e in self._pairer.feed(m)]
+            session = self._pairer.session
+        for exchange in done:
+            self.sink.record(exchange, session)
+
+    def _handle_strict(
+        self,
+        frame: Frame,
+        messages: list[WireMessage],
+        done: list[Exchange],
+        started: list[Exchange],
+        session: SessionFacts,
+        out_fd: int,
+    ) -> bool:
+        """Forward only once the records are durable; otherwise answer with an error."""
+        futures = [self.sink.record(e, session) for e in (*started, *done)]
+        try:
+            for future in futures:
+                future.result(timeout=STRICT_COMMIT_TIMEOUT_S)
+        except Exception as exc:
+            return self._refuse(messages, done, session, out_fd, str(exc))
+        return self._forward(out_fd, frame.data)
+
+    def _refuse(
+        self,
+        messages: list[WireMessage],
+        done: list[Exchange],
+        session: SessionFacts,
+        out_fd: int,
+        reason: str,
+    ) -> bool:
+        message = f"mcp-notary: audit store unavailable, call refused ({reason[:200]})"
+        back_fd = self._client_out if out_fd != self._client_out else self._child_in_fd()
+        for m in messages:
+            obj = m.obj or {}
+            if "method" in obj and "id" in obj:
+                # A request we could not record: answer it ourselves, never forward it.
+                reply = _error_reply(obj["id"], message)
+                with self._lock:
+                    closed = self._pairer.refuse(
+                        m,
+                        WireMessage(
+                            _reverse(m.direction), time.time(), len(reply), obj=json.loads(reply)
+                        ),
+                    )
+                if closed is not None:
+                    self.sink.record(closed, session)
+                self._forward(back_fd, reply)
+        for exchange in done:
+            response = exchange.response.obj if exchange.response else None
+            if exchange.kind == "call" and response is not None and "id" in response:
+                # A result we could not record is withheld; its caller gets an error instead.
+                self.sink.lifecycle(
+                    "response_withheld", {"event_id": exchange.event_id, "reason": reason[:200]}
+                )
+                self._forward(out_fd, _error_reply(response["id"], message))
+        return True
+
+    def _child_in_fd(self) -> int:
+        assert self._child is not None and self._child.stdin is not None
+        return self._child.stdin.fileno()
+
+
+def _reverse(direction: Direction) -> Direction:
+    return "server_to_client" if direction == "client_to_server" else "client_to_server"
+
+
+def _finished(framer: LineFramer) -> list[Frame]:
+    tail = framer.finish()
+    return [tail] if tail is not None else []

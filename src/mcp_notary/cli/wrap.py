@@ -1,0 +1,74 @@
+"""`mcp-notary wrap -- COMMAND ...`: audit a stdio MCP server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from mcp_notary.capture.stdio import StdioRelay
+from mcp_notary.cli.common import make_redactor
+from mcp_notary.cli.main import store_option
+from mcp_notary.config import NotaryConfig
+from mcp_notary.events.build import CaptureContext
+from mcp_notary.identity.local import configured_principal, os_principal
+from mcp_notary.ledger.stores import open_store
+from mcp_notary.recorder import AuditRecorder
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@store_option
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="mcp-notary.toml")
+@click.option("--server-name", help="Name recorded for the server (default: its serverInfo).")
+@click.option("--principal", help="Principal id, for a launcher that knows the human.")
+@click.option(
+    "--durability",
+    type=click.Choice(["batched", "strict"]),
+    default=None,
+    help="batched (default): group commits, never blocks traffic. strict: forward a request "
+    "only after its record is durable; refuse calls when the store fails.",
+)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def wrap(
+    store: str | None,
+    config_path: str | None,
+    server_name: str | None,
+    principal: str | None,
+    durability: str | None,
+    command: tuple[str, ...],
+) -> None:
+    """Start COMMAND as a stdio MCP server and audit every message it exchanges.
+
+    Put `mcp-notary wrap --` in front of the server command in your MCP client's config.
+    Nothing is ever written to stdout but the server's own bytes.
+    """
+    config = NotaryConfig.load(config_path)
+    mode = durability or config.durability
+    recorder = AuditRecorder(
+        open_store(store or config.store, strict=mode == "strict"),
+        make_redactor(config),
+        CaptureContext(
+            principal=configured_principal(principal) if principal else os_principal(),
+            transport="stdio",
+            server_name=server_name,
+            server_command=command,
+        ),
+        durability="strict" if mode == "strict" else "batched",
+        stream_label=server_name or Path(command[0]).name,
+    )
+    recorder.start()
+    status = 1
+    try:
+        status = StdioRelay(command, recorder, strict=mode == "strict").run()
+    finally:
+        recorder.close("child_exited" if status is not None else "error", {"status": status})
+        recorder.store.close()
+    sys.stdout.flush()
+    if status < 0:
+        # Die of the same signal, so our parent sees what it would have seen from the server.
+        signal.signal(-status, signal.SIG_DFL)
+        os.kill(os.getpid(), -status)
+    sys.exit(status)

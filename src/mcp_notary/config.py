@@ -1,0 +1,43 @@
+"""One typed configuration, loaded from mcp-notary.toml; flags override it."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mcp_notary.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class NotaryConfig:
+    store: str | None = None
+    durability: str = "batched"
+    redaction: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> NotaryConfig:
+        """Read `path` (TOML). No path means defaults."""
+        if path is None:
+            return cls()
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
+        known = {"store", "durability", "redaction"}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigError(f"config {path}: unknown setting(s) {', '.join(unknown)}")
+        durability = raw.get("durability", "batched")
+        if durability not in ("batched", "strict"):
+            raise ConfigError(f"config {path}: durability must be 'batched' or 'strict'")
+        redaction = raw.get("redaction", {})
+        if not isinstance(redaction, dict):
+            raise ConfigError(f"config {path}: [redaction] must be a table")
+        store = raw.get("store")
+        if store is not None and not isinstance(store, str):
+            raise ConfigError(f"config {path}: store must be a string")
+        return cls(store=store, durability=durability, redaction=redaction)

@@ -1,0 +1,1 @@
+"""Audit events: the one record shape every capture path produces."""

@@ -1,0 +1,222 @@
+"""AuditEvent schema v1 and the draft it is built from.
+
+A capture path produces an `EventDraft`, which still holds raw payloads. Only the redaction stage
+turns a draft into an `AuditEvent`, and only an `AuditEvent` can be appended to the ledger, so a raw
+payload has no typed path to storage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from mcp_notary.capture.pairing import Direction
+from mcp_notary.ids import new_event_id, utc_timestamp
+
+__all__ = [
+    "KINDS",
+    "OUTCOMES",
+    "SCHEMA_VERSION",
+    "AuditEvent",
+    "ClientInfo",
+    "Direction",
+    "EventDraft",
+    "Principal",
+    "SensitiveField",
+    "ServerInfo",
+    "new_event_id",
+    "payload_free_event",
+    "utc_timestamp",
+]
+
+SCHEMA_VERSION = "1"
+
+Kind = Literal[
+    "call",  # a completed (or abandoned) request/response exchange
+    "call_started",  # strict durability: the request was committed before it was forwarded
+    "notification",  # a JSON-RPC notification in either direction
+    "anomaly",  # bytes that were relayed but could not be audited as a message
+    "lifecycle",  # proxy start/stop, unclean-shutdown records, store outages
+    "audit_access",  # a read of the audit log (audit of audits)
+    "integrity_alert",  # verification found a break
+    "key_rotation",  # a redaction or signing key changed
+]
+
+Outcome = Literal[
+    "success",
+    "tool_error",
+    "protocol_error",
+    "denied",
+    "cancelled",
+    "input_required",
+    "task",
+    "transport_error",
+]
+
+OUTCOMES: tuple[str, ...] = Outcome.__args__  # type: ignore[attr-defined]
+KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who made the call. `source` says how we know: only `token`, `os` and `config` are
+    identities; `client_info` is self-reported and display-only."""
+
+    id: str
+    type: Literal["user", "service", "unauthenticated", "unknown"]
+    source: Literal["token", "os", "config", "client_info", "none"]
+    details: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"id": self.id, "type": self.type, "source": self.source}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    name: str | None = None
+    version: str | None = None
+    command: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    name: str | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class SensitiveField:
+    """One redaction: where, what kind, which rule. Never the value."""
+
+    pointer: str
+    kind: str
+    rule: str
+    rule_version: str = "1"
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass
+class EventDraft:
+    """Everything the capture stage knows about one event, raw payloads included.
+
+    Never stored: redaction turns it into an `AuditEvent`."""
+
+    kind: Kind
+    timestamp: str
+    event_id: str = field(default_factory=new_event_id)
+    method: str | None = None
+    tool: str | None = None
+    target: str | None = None
+    principal: Principal = field(default_factory=lambda: Principal("unknown", "unknown", "none"))
+    client: ClientInfo | None = None
+    server: ServerInfo | None = None
+    transport: str = "stdio"
+    direction: Direction | None = None
+    protocol_version: str | None = None
+    jsonrpc_id: str | int | None = None
+    outcome: Outcome | None = None
+    duration_ms: float | None = None
+    error_code: int | None = None
+    trace_id: str | None = None
+    parent_event_id: str | None = None
+    # Raw material, for the redaction stage only.
+    raw_params: Any = None
+    raw_result: Any = None
+    raw_error_message: str | None = None
+    raw_error_data: Any = None
+    # Facts about the exchange that carry no payload (sizes, anomaly reasons, lifecycle data).
+    details: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """Schema v1. `stream` and `seq` are assigned by the ledger at append time."""
+
+    event_id: str
+    timestamp: str
+    kind: Kind
+    principal: Principal
+    method: str | None = None
+    tool: str | None = None
+    target: str | None = None
+    arguments: Any = None
+    outcome: Outcome | None = None
+    response_summary: Any = None
+    sensitive_fields: tuple[SensitiveField, ...] = ()
+    client: ClientInfo | None = None
+    server: ServerInfo | None = None
+    transport: str = "stdio"
+    direction: Direction | None = None
+    protocol_version: str | None = None
+    jsonrpc_id: str | int | None = None
+    duration_ms: float | None = None
+    error: dict[str, Any] | None = None
+    trace_id: str | None = None
+    parent_event_id: str | None = None
+    details: dict[str, Any] | None = None
+
+    def body(self, stream: str, seq: int) -> dict[str, Any]:
+        """The JSON object that is canonicalised, hashed and stored."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "event_id": self.event_id,
+            "stream": stream,
+            "seq": seq,
+            "timestamp": self.timestamp,
+            "kind": self.kind,
+            "method": self.method,
+            "tool": self.tool,
+            "target": self.target,
+            "principal": self.principal.to_dict(),
+            "client": asdict(self.client) if self.client else None,
+            "server": asdict(self.server) if self.server else None,
+            "transport": self.transport,
+            "direction": self.direction,
+            "protocol_version": self.protocol_version,
+            "jsonrpc_id": self.jsonrpc_id,
+            "arguments": self.arguments,
+            "outcome": self.outcome,
+            "response_summary": self.response_summary,
+            "sensitive_fields": [f.to_dict() for f in self.sensitive_fields],
+            "duration_ms": self.duration_ms,
+            "error": self.error,
+            "trace_id": self.trace_id,
+            "parent_event_id": self.parent_event_id,
+            "details": self.details,
+        }
+
+
+def payload_free_event(draft: EventDraft) -> AuditEvent:
+    """An event carrying only the draft's metadata (for kinds that have no payload, such as
+    lifecycle records). Raises if the draft holds raw payload, so nothing slips through."""
+    if any(
+        v is not None
+        for v in (draft.raw_params, draft.raw_result, draft.raw_error_message, draft.raw_error_data)
+    ):
+        raise ValueError("draft carries raw payload; it must go through redaction")
+    return AuditEvent(
+        event_id=draft.event_id,
+        timestamp=draft.timestamp,
+        kind=draft.kind,
+        principal=draft.principal,
+        method=draft.method,
+        tool=draft.tool,
+        target=draft.target,
+        outcome=draft.outcome,
+        client=draft.client,
+        server=draft.server,
+        transport=draft.transport,
+        direction=draft.direction,
+        protocol_version=draft.protocol_version,
+        jsonrpc_id=draft.jsonrpc_id,
+        duration_ms=draft.duration_ms,
+        error={"code": draft.error_code, "message": None} if draft.error_code is not None else None,
+        trace_id=draft.trace_id,
+        parent_event_id=draft.parent_event_id,
+        details=draft.details,
+    )

@@ -1,0 +1,114 @@
+"""The store interface every backend implements (SQLite now, PostgreSQL later), and the pure
+step that turns an event into the row appended to a stream."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from mcp_notary.events.model import AuditEvent
+from mcp_notary.ledger.canonical import GENESIS_HASH, canonical_bytes, chain_hash
+from mcp_notary.ledger.merkle import leaf_hash
+
+STORE_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """One writer's sequence of events. Each proxy process writes its own stream, so writers
+    never contend for a sequence number."""
+
+    stream: str
+    created_at: str
+    host: str
+    pid: int
+    process_start: str
+    server_name: str | None = None
+
+
+@dataclass(frozen=True)
+class StreamHead:
+    """Where a stream ends: the last seq appended and its chain hash."""
+
+    seq: int = 0
+    chain_hash: bytes = GENESIS_HASH
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One appended event: its canonical bytes plus the columns used to find it."""
+
+    stream: str
+    seq: int
+    event_id: str
+    timestamp: str
+    kind: str
+    method: str | None
+    tool: str | None
+    principal_id: str | None
+    outcome: str | None
+    body: bytes
+    leaf_hash: bytes
+    chain_hash: bytes
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Read-side filters; every field optional. Times are RFC 3339 strings (lexically ordered)."""
+
+    tool: str | None = None
+    principal: str | None = None
+    outcome: str | None = None
+    kind: str | None = None
+    stream: str | None = None
+    since: str | None = None
+    until: str | None = None
+
+
+def prepare_row(event: AuditEvent, stream: str, head: StreamHead) -> EventRow:
+    """Place `event` after `head`: assign the next seq, canonicalise, hash."""
+    seq = head.seq + 1
+    body = canonical_bytes(event.body(stream, seq))
+    return EventRow(
+        stream=stream,
+        seq=seq,
+        event_id=event.event_id,
+        timestamp=event.timestamp,
+        kind=event.kind,
+        method=event.method,
+        tool=event.tool,
+        principal_id=event.principal.id,
+        outcome=event.outcome,
+        body=body,
+        leaf_hash=leaf_hash(body),
+        chain_hash=chain_hash(head.chain_hash, body),
+    )
+
+
+class Store(Protocol):
+    """An append-only event store. There is deliberately no update or delete method."""
+
+    def create_stream(self, info: StreamInfo) -> None: ...
+
+    def streams(self) -> list[StreamInfo]: ...
+
+    def head(self, stream: str) -> StreamHead: ...
+
+    def append_batch(self, rows: Sequence[EventRow]) -> None:
+        """Append rows atomically. Raises `StoreError` if any (stream, seq) already exists."""
+        ...
+
+    def scan(self, stream: str, from_seq: int = 1) -> Iterator[EventRow]:
+        """Rows of one stream in seq order (a stored gap shows as a jump in seq)."""
+        ...
+
+    def find(self, where: EventFilter, limit: int | None = None) -> list[EventRow]:
+        """Matching rows, oldest first; with `limit`, the newest `limit` of them."""
+        ...
+
+    def get(self, event_id: str) -> EventRow | None: ...
+
+    def count(self, stream: str | None = None) -> int: ...
+
+    def close(self) -> None: ...

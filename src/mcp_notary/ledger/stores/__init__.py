@@ -1,0 +1,46 @@
+"""Store backends and the one function that picks a backend from a store URL."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+from mcp_notary.errors import ConfigError
+from mcp_notary.ledger.store import Store
+from mcp_notary.ledger.stores.sqlite import SQLiteStore
+
+STORE_ENV = "MCP_NOTARY_STORE"
+
+
+def default_store_url() -> str:
+    """`$MCP_NOTARY_STORE`, else `audit.db` in the per-user data directory."""
+    env = os.environ.get(STORE_ENV)
+    if env:
+        return env
+    return str(Path(platformdirs.user_data_dir("mcp-notary")) / "audit.db")
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite store URL (`sqlite:///abs/path`, `sqlite:rel/path` or a bare
+    path), or None for another backend."""
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite://") :])
+    if url.startswith("sqlite:"):
+        return Path(url[len("sqlite:") :])
+    if "://" in url:
+        return None
+    return Path(url)
+
+
+def open_store(url: str | None = None, *, readonly: bool = False, strict: bool = False) -> Store:
+    """Open the store named by `url` (default: `default_store_url()`)."""
+    url = url or default_store_url()
+    path = sqlite_path(url)
+    if path is not None:
+        return SQLiteStore(
+            path.expanduser(), readonly=readonly, synchronous="FULL" if strict else "NORMAL"
+        )
+    scheme = url.split("://", 1)[0]
+    raise ConfigError(f"unsupported store URL scheme {scheme!r}: use a file path or sqlite:///")

@@ -1,0 +1,257 @@
+"""The embedded store: one SQLite file in WAL mode, safe for several writer processes."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from mcp_notary.errors import StoreError, StoreVersionError
+from mcp_notary.ledger.store import (
+    STORE_SCHEMA_VERSION,
+    EventFilter,
+    EventRow,
+    StreamHead,
+    StreamInfo,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS streams (
+    stream TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    process_start TEXT NOT NULL,
+    server_name TEXT
+);
+CREATE TABLE IF NOT EXISTS events (
+    stream TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    method TEXT,
+    tool TEXT,
+    principal_id TEXT,
+    outcome TEXT,
+    body BLOB NOT NULL,
+    leaf_hash BLOB NOT NULL,
+    chain_hash BLOB NOT NULL,
+    PRIMARY KEY (stream, seq)
+);
+CREATE INDEX IF NOT EXISTS events_event_id ON events (event_id);
+CREATE INDEX IF NOT EXISTS events_timestamp ON events (timestamp);
+CREATE INDEX IF NOT EXISTS events_tool ON events (tool, timestamp);
+CREATE INDEX IF NOT EXISTS events_principal ON events (principal_id, timestamp);
+-- Append-only by construction: the code has no UPDATE or DELETE path, and these triggers stop
+-- accidents by other tools. They are no defence against an attacker; the hash chain is.
+CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'mcp-notary events are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'mcp-notary events are append-only'); END;
+"""
+
+_ROW_COLUMNS = (
+    "stream, seq, event_id, timestamp, kind, method, tool, principal_id, outcome, body, "
+    "leaf_hash, chain_hash"
+)
+
+
+def _row(v: Sequence[Any]) -> EventRow:
+    return EventRow(
+        stream=v[0],
+        seq=v[1],
+        event_id=v[2],
+        timestamp=v[3],
+        kind=v[4],
+        method=v[5],
+        tool=v[6],
+        principal_id=v[7],
+        outcome=v[8],
+        body=bytes(v[9]),
+        leaf_hash=bytes(v[10]),
+        chain_hash=bytes(v[11]),
+    )
+
+
+class SQLiteStore:
+    """`Store` over one SQLite file. One connection per instance, guarded by a lock so a writer
+    thread and readers in the same process can share it."""
+
+    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL", readonly: bool = False):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            if readonly:
+                if not self.path.exists():
+                    raise StoreError(f"no audit store at {self.path}")
+                self._db = sqlite3.connect(
+                    f"file:{self.path}?mode=ro", uri=True, check_same_thread=False
+                )
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=30
+                )
+            self._db.execute("PRAGMA busy_timeout = 30000")
+            if not readonly:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute(f"PRAGMA synchronous = {synchronous}")
+                self._init_schema()
+            self._check_version()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open audit store {self.path}: {exc}") from exc
+
+    def _init_schema(self) -> None:
+        # One script, one transaction: concurrent first starts must not race on creation.
+        script = (
+            "BEGIN IMMEDIATE;"
+            + _SCHEMA
+            + "INSERT OR IGNORE INTO meta (key, value) VALUES "
+            + f"('schema_version', '{STORE_SCHEMA_VERSION}');"
+            + "COMMIT;"
+        )
+        with self._lock:
+            try:
+                self._db.executescript(script)
+            except sqlite3.Error:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def _check_version(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or int(row[0]) != STORE_SCHEMA_VERSION:
+            found = row[0] if row else "none"
+            raise StoreVersionError(
+                f"{self.path} has store schema version {found}; this release reads version "
+                f"{STORE_SCHEMA_VERSION}"
+            )
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            with self._lock:
+                return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"audit store query failed: {exc}") from exc
+
+    def create_stream(self, info: StreamInfo) -> None:
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT INTO streams VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        info.stream,
+                        info.created_at,
+                        info.host,
+                        info.pid,
+                        info.process_start,
+                        info.server_name,
+                    ),
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot create stream {info.stream}: {exc}") from exc
+
+    def streams(self) -> list[StreamInfo]:
+        rows = self._query("SELECT * FROM streams ORDER BY created_at, stream")
+        return [StreamInfo(*r) for r in rows]
+
+    def head(self, stream: str) -> StreamHead:
+        rows = self._query(
+            "SELECT seq, chain_hash FROM events WHERE stream = ? ORDER BY seq DESC LIMIT 1",
+            (stream,),
+        )
+        return StreamHead(rows[0][0], bytes(rows[0][1])) if rows else StreamHead()
+
+    def append_batch(self, rows: Sequence[EventRow]) -> None:
+        if not rows:
+            return
+        values = [
+            (
+                r.stream,
+                r.seq,
+                r.event_id,
+                r.timestamp,
+                r.kind,
+                r.method,
+                r.tool,
+                r.principal_id,
+                r.outcome,
+                r.body,
+                r.leaf_hash,
+                r.chain_hash,
+            )
+            for r in rows
+        ]
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(
+                    f"INSERT INTO events ({_ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    values,
+                )
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise StoreError(f"append failed: {exc}") from exc
+
+    def scan(self, stream: str, from_seq: int = 1) -> Iterator[EventRow]:
+        # Paged so a million-event stream never sits in memory at once.
+        page = 5000
+        next_seq = from_seq
+        while True:
+            rows = self._query(
+                f"SELECT {_ROW_COLUMNS} FROM events WHERE stream = ? AND seq >= ? "
+                "ORDER BY seq LIMIT ?",
+                (stream, next_seq, page),
+            )
+            for r in rows:
+                yield _row(r)
+            if len(rows) < page:
+                return
+            next_seq = rows[-1][1] + 1
+
+    def find(self, where: EventFilter, limit: int | None = None) -> list[EventRow]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("tool", where.tool),
+            ("principal_id", where.principal),
+            ("outcome", where.outcome),
+            ("kind", where.kind),
+            ("stream", where.stream),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if where.since is not None:
+            clauses.append("timestamp >= ?")
+            params.append(where.since)
+        if where.until is not None:
+            clauses.append("timestamp < ?")
+            params.append(where.until)
+        sql = f"SELECT {_ROW_COLUMNS} FROM events"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY timestamp DESC, stream DESC, seq DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_row(r) for r in reversed(self._query(sql, params))]
+
+    def get(self, event_id: str) -> EventRow | None:
+        rows = self._query(f"SELECT {_ROW_COLUMNS} FROM events WHERE event_id = ?", (event_id,))
+        return _row(rows[0]) if rows else None
+
+    def count(self, stream: str | None = None) -> int:
+        if stream is None:
+            return int(self._query("SELECT count(*) FROM events")[0][0])
+        return int(self._query("SELECT count(*) FROM events WHERE stream = ?", (stream,))[0][0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
