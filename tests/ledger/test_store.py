@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from factories import append, event
+from factories import stream_info as info
 
 from mcp_notary.errors import StoreError, StoreVersionError
 from mcp_notary.ids import utc_timestamp
-from factories import append, event
-from factories import stream_info as info
 from mcp_notary.ledger.store import EventFilter, Store, StreamHead, prepare_row
 from mcp_notary.ledger.stores import open_store
 from mcp_notary.ledger.stores.sqlite import SQLiteStore

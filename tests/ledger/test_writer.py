@@ -14,7 +14,6 @@ from mcp_notary.ledger.writer import LedgerWriter
 from mcp_notary.verify.chain import verify_stream
 
 
-
 def test_group_commit_keeps_submit_order_and_chain(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "a.db")
     store.create_stream(StreamInfo("s", "t", "h", 1, "0"))

@@ -81,7 +81,14 @@ class SQLiteStore:
     """`Store` over one SQLite file. One connection per instance, guarded by a lock so a writer
     thread and readers in the same process can share it."""
 
-    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL", readonly: bool = False):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "NORMAL",
+        readonly: bool = False,
+        busy_timeout_ms: int = 30_000,
+    ):
         self.path = Path(path)
         self._lock = threading.Lock()
         try:
@@ -94,9 +101,12 @@ class SQLiteStore:
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(
-                    self.path, isolation_level=None, check_same_thread=False, timeout=30
+                    self.path,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    timeout=busy_timeout_ms / 1000,
                 )
-            self._db.execute("PRAGMA busy_timeout = 30000")
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             if not readonly:
                 self._db.execute("PRAGMA journal_mode = WAL")
                 self._db.execute(f"PRAGMA synchronous = {synchronous}")
