@@ -90,7 +90,10 @@ class AuditRecorder:
         self._writer = LedgerWriter(
             self.store, self.stream, head=StreamHead(), on_recovered=self._record_recovery
         )
-        self.lifecycle("started", {"durability": self.durability, "pid": pid})
+        self.lifecycle(
+            "started",
+            {"durability": self.durability, "pid": pid, "launch": self.context.launch or {}},
+        )
         for stream, last_seq in unclean:
             self.lifecycle(
                 "previous_run_unclean",

@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mcp_notary.identity.principal import Principal
 from mcp_notary.ids import new_event_id
 
 MODERN_META_PREFIX = "io.modelcontextprotocol/"
@@ -95,6 +96,7 @@ class Exchange:
     parent_event_id: str | None = None
     protocol_version: str | None = None
     problem: Problem | None = None
+    principal: Principal | None = None  # per-request identity (HTTP); None: the connection's
 
 
 @dataclass

@@ -141,6 +141,18 @@ class StdioRelay:
             with contextlib.suppress(ProcessLookupError):
                 child.kill()
 
+    def _escalate_shutdown(self) -> None:
+        """stdin closed -> wait -> SIGTERM -> wait -> SIGKILL (the stdio transport's shutdown)."""
+        child = self._child
+        if child is None:
+            return
+        try:
+            child.wait(SHUTDOWN_GRACE_S)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                child.terminate()
+            self._kill_after_grace()
+
     # -- the two directions ----------------------------------------------------------------
 
     def _pump_client_to_server(self) -> None:
@@ -161,10 +173,11 @@ class StdioRelay:
                     self._audit_only(frame, "client_to_server")
             if not chunk:
                 break
-        # Client closed its end: close the child's stdin, as the client itself would have.
+        # Client closed its end: shut the child down the way the spec tells a client to.
         self._client_gone = True
         with contextlib.suppress(OSError):
             self._child.stdin.close()
+        self._escalate_shutdown()
 
     def _pump_server_to_client(self) -> None:
         assert self._child is not None and self._child.stdout is not None

@@ -14,7 +14,7 @@ from mcp_notary.cli.common import make_redactor
 from mcp_notary.cli.main import store_option
 from mcp_notary.config import NotaryConfig
 from mcp_notary.events.build import CaptureContext
-from mcp_notary.identity.local import configured_principal, os_principal
+from mcp_notary.identity.local import configured_principal, launch_facts, os_principal
 from mcp_notary.ledger.stores import open_store
 from mcp_notary.recorder import AuditRecorder
 
@@ -55,6 +55,7 @@ def wrap(
             transport="stdio",
             server_name=server_name,
             server_command=command,
+            launch=launch_facts(),
         ),
         durability="strict" if mode == "strict" else "batched",
         stream_label=server_name or Path(command[0]).name,

@@ -29,6 +29,7 @@ class CaptureContext:
     transport: str
     server_name: str | None = None
     server_command: tuple[str, ...] | None = None
+    launch: dict[str, Any] | None = None  # recorded once, in the stream's `started` event
 
 
 def outcome_of(exchange: Exchange) -> tuple[Outcome, int | None]:
@@ -84,7 +85,7 @@ def build_draft(exchange: Exchange, session: SessionFacts, context: CaptureConte
         timestamp=utc_timestamp(request.at if request else None),
         event_id=exchange.event_id,
         method=method,
-        principal=context.principal,
+        principal=exchange.principal or context.principal,
         client=client,
         server=server,
         transport=context.transport,

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from mcp_notary.capture.pairing import Direction
+from mcp_notary.identity.principal import Principal
 from mcp_notary.ids import new_event_id, utc_timestamp
 
 __all__ = [
@@ -55,23 +56,6 @@ Outcome = Literal[
 
 OUTCOMES: tuple[str, ...] = Outcome.__args__  # type: ignore[attr-defined]
 KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who made the call. `source` says how we know: only `token`, `os` and `config` are
-    identities; `client_info` is self-reported and display-only."""
-
-    id: str
-    type: Literal["user", "service", "unauthenticated", "unknown"]
-    source: Literal["token", "os", "config", "client_info", "none"]
-    details: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"id": self.id, "type": self.type, "source": self.source}
-        if self.details:
-            body["details"] = self.details
-        return body
 
 
 @dataclass(frozen=True)

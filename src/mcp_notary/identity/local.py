@@ -7,8 +7,9 @@ import getpass
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
-from mcp_notary.events.model import Principal
+from mcp_notary.identity.principal import Principal
 
 
 def _process_command(pid: int) -> str | None:
@@ -20,23 +21,29 @@ def _process_command(pid: int) -> str | None:
 
 
 def os_principal() -> Principal:
-    """The OS account running this process, with the parent process (the MCP client) as
-    context. An identity as strong as the host's own accounts."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
-    parent = os.getppid()
-    details: dict[str, object] = {"uid": os.getuid(), "host": socket.gethostname(), "ppid": parent}
-    command = _process_command(parent)
-    if command:
-        details["parent_command"] = command[:200]
-    return Principal(id=user, type="user", source="os", details=details)
+    """The OS account running this process: an identity as strong as the host's accounts."""
+    return Principal(id=_user(), type="user", source="os")
 
 
 def configured_principal(principal_id: str) -> Principal:
     """A principal named by the launcher (`--principal`): it knows the human; we do not."""
-    return Principal(id=principal_id, type="user", source="config", details={"os_user": _user()})
+    return Principal(id=principal_id, type="user", source="config")
+
+
+def launch_facts() -> dict[str, Any]:
+    """Who and what started this process, recorded once per stream (in its `started` event)
+    rather than in every event: OS user and uid, host, and the parent process (the MCP client)."""
+    parent = os.getppid()
+    facts: dict[str, Any] = {
+        "os_user": _user(),
+        "uid": os.getuid(),
+        "host": socket.gethostname(),
+        "ppid": parent,
+    }
+    command = _process_command(parent)
+    if command:
+        facts["parent_command"] = command[:200]
+    return facts
 
 
 def _user() -> str:
