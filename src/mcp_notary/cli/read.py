@@ -1,33 +1,28 @@
-"""`mcp-notary events` and `mcp-notary show`: read the audit trail."""
+"""`mcp-notary events` and `mcp-notary show`: read the audit trail.
+
+Every read is itself audited: it runs as the OS user, under that user's roles (see
+`mcp-notary access`), and appends an `audit_access` event to the store (never to stdout)
+before anything is printed. A read that cannot be recorded is refused.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
+from typing import Any
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from mcp_notary.cli.access import local_read_side, purpose_option, require
 from mcp_notary.cli.main import store_option
 from mcp_notary.errors import ConfigError
 from mcp_notary.events.model import KINDS, OUTCOMES
-from mcp_notary.ledger.store import EventFilter, EventRow
-from mcp_notary.ledger.stores import open_store
-
-
-def _timestamp(value: str | None, option: str) -> str | None:
-    """Accept RFC 3339 or a date; normalise to the stored form (UTC, microseconds, Z)."""
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ConfigError(f"{option}: {value!r} is not an RFC 3339 time or a date") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+from mcp_notary.ledger.store import EventRow
+from mcp_notary.query.model import Query
+from mcp_notary.query.sqlite import SQLiteQueryEngine
 
 
 def _write_jsonl(rows: list[EventRow]) -> None:
@@ -70,41 +65,74 @@ def _table(rows: list[EventRow]) -> Table:
     return table
 
 
+def build_index(engine: SQLiteQueryEngine) -> None:
+    """Build the search index on first use, with a progress bar on a terminal."""
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("building the search index"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task("index", total=None)
+        engine.ensure_index(lambda done, total: progress.update(task, completed=done, total=total))
+
+
+def matching_rows(engine: SQLiteQueryEngine, query: Query) -> list[EventRow]:
+    """Oldest first; with a limit, the newest `limit` matches (still oldest first)."""
+    if query.needs_index and query.text is not None and not engine.indexed:
+        build_index(engine)
+    if query.limit is None:
+        return list(engine.iterate(Query(**{**query.__dict__, "sort": "oldest"})))
+    return list(reversed(engine.search(query).rows))
+
+
 @click.command()
 @store_option
+@click.option("--search", "-q", "text", help="Full-text search of arguments, summaries, errors.")
 @click.option("--tool", help="Only calls of this tool.")
 @click.option("--principal", help="Only events of this principal id.")
+@click.option("--server", help="Only events of this server name.")
+@click.option("--method", help="Only this JSON-RPC method.")
 @click.option("--outcome", type=click.Choice(OUTCOMES), help="Only this outcome.")
-@click.option("--kind", type=click.Choice(KINDS), help="Only this kind of event.")
+@click.option(
+    "--kind",
+    type=click.Choice(KINDS),
+    help="Only this kind of event (audit_access events, the reads of the trail, are listed "
+    "only when asked for).",
+)
+@click.option("--redaction-kind", help="Only events where this kind of value was redacted.")
+@click.option("--trace-id", help="Only events of this W3C trace id.")
 @click.option("--since", help="From this time (RFC 3339 or date, inclusive).")
 @click.option("--until", help="Before this time (RFC 3339 or date, exclusive).")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the newest N matches.")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, one stored event per line.")
+@purpose_option
 def events(
     store: str | None,
-    tool: str | None,
-    principal: str | None,
-    outcome: str | None,
-    kind: str | None,
-    since: str | None,
-    until: str | None,
-    limit: int | None,
     as_json: bool,
+    purpose: str | None,
+    **filters: Any,
 ) -> None:
     """List audit events, oldest first."""
-    where = EventFilter(
-        tool=tool,
-        principal=principal,
-        outcome=outcome,
-        kind=kind,
-        since=_timestamp(since, "--since"),
-        until=_timestamp(until, "--until"),
-    )
-    ledger = open_store(store, readonly=True)
-    try:
-        rows = ledger.find(where, limit=limit)
-    finally:
-        ledger.close()
+    limit = filters.pop("limit")
+    query = Query.parse(**filters, limit=None)
+    if limit is not None:
+        query = Query(**{**query.__dict__, "limit": limit})  # the CLI may ask for any number
+    with local_read_side(store, "mcp-notary events") as (side, caller):
+        decision = require(side, caller, "search", query.describe(), purpose)
+        if decision.own_only:
+            query = query.own_only(caller.principal.id)
+        engine = SQLiteQueryEngine(side.path)
+        try:
+            rows = matching_rows(engine, query)
+        finally:
+            engine.close()
+        side.control.record(
+            caller, "search", decision, "cli", query=query.describe(), returned=len(rows),
+            purpose=purpose,
+        )  # fmt: skip
     if as_json:
         _write_jsonl(rows)
     else:
@@ -115,14 +143,24 @@ def events(
 @click.command()
 @store_option
 @click.option("--json", "as_json", is_flag=True, help="Print the stored canonical JSON only.")
+@purpose_option
 @click.argument("event_id")
-def show(store: str | None, event_id: str, as_json: bool) -> None:
+def show(store: str | None, event_id: str, as_json: bool, purpose: str | None) -> None:
     """Show one event in full, with its position in the chain."""
-    ledger = open_store(store, readonly=True)
-    try:
-        row = ledger.get(event_id)
-    finally:
-        ledger.close()
+    query: dict[str, object] = {"event_id": event_id}
+    with local_read_side(store, "mcp-notary show") as (side, caller):
+        decision = require(side, caller, "show", query, purpose)
+        engine = SQLiteQueryEngine(side.path)
+        try:
+            row = engine.get(event_id)
+        finally:
+            engine.close()
+        if row is not None and decision.own_only and row.principal_id != caller.principal.id:
+            row = None  # a viewer learns nothing about others' events, not even that they exist
+        side.control.record(
+            caller, "show", decision, "cli", query=query, returned=int(row is not None),
+            purpose=purpose,
+        )  # fmt: skip
     if row is None:
         raise ConfigError(f"no event with id {event_id}")
     if as_json:

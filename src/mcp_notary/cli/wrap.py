@@ -9,12 +9,15 @@ from pathlib import Path
 
 import click
 
+from mcp_notary.anchor import open_anchor
 from mcp_notary.capture.stdio import StdioRelay
 from mcp_notary.cli.common import make_redactor
 from mcp_notary.cli.main import store_option
 from mcp_notary.config import NotaryConfig
 from mcp_notary.events.build import CaptureContext
 from mcp_notary.identity.local import configured_principal, launch_facts, os_principal
+from mcp_notary.ledger.checkpointer import DEFAULT_INTERVAL_S, CheckpointSettings, KeySigner
+from mcp_notary.ledger.keys import load_or_create_signing_key
 from mcp_notary.ledger.stores import open_store
 from mcp_notary.recorder import AuditRecorder
 
@@ -31,6 +34,28 @@ from mcp_notary.recorder import AuditRecorder
     help="batched (default): group commits, never blocks traffic. strict: forward a request "
     "only after its record is durable; refuse calls when the store fails.",
 )
+@click.option(
+    "--signing-key",
+    envvar="MCP_NOTARY_SIGNING_KEY_FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Checkpoint signing key file (0600; created with its .vkey on first use). "
+    "[env MCP_NOTARY_SIGNING_KEY_FILE; default: checkpoint.key in the per-user data directory]",
+)
+@click.option(
+    "--anchor",
+    "anchors",
+    multiple=True,
+    metavar="DIR|s3://BUCKET/PREFIX",
+    help="Copy every checkpoint there too (repeatable): an append-only directory or an "
+    "S3 bucket with Object Lock.",
+)
+@click.option(
+    "--checkpoint-interval",
+    type=click.FloatRange(min=0.05),
+    default=DEFAULT_INTERVAL_S,
+    show_default=True,
+    help="Seconds between checkpoints while the trail grows.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def wrap(
     store: str | None,
@@ -38,6 +63,9 @@ def wrap(
     server_name: str | None,
     principal: str | None,
     durability: str | None,
+    signing_key: Path | None,
+    anchors: tuple[str, ...],
+    checkpoint_interval: float,
     command: tuple[str, ...],
 ) -> None:
     """Start COMMAND as a stdio MCP server and audit every message it exchanges.
@@ -59,17 +87,24 @@ def wrap(
         ),
         durability="strict" if mode == "strict" else "batched",
         stream_label=server_name or Path(command[0]).name,
+        checkpointing=CheckpointSettings(
+            KeySigner(load_or_create_signing_key(signing_key)),
+            interval_s=checkpoint_interval,
+            publishers=tuple(open_anchor(url) for url in anchors),
+        ),
     )
     recorder.start()
-    status = 1
+    status: int | None = None
     try:
         status = StdioRelay(command, recorder, strict=mode == "strict").run()
     finally:
         recorder.close("child_exited" if status is not None else "error", {"status": status})
         recorder.store.close()
     sys.stdout.flush()
+    assert status is not None
     if status < 0:
         # Die of the same signal, so our parent sees what it would have seen from the server.
-        signal.signal(-status, signal.SIG_DFL)
+        if -status not in (signal.SIGKILL, signal.SIGSTOP):  # those cannot be handled anyway
+            signal.signal(-status, signal.SIG_DFL)
         os.kill(os.getpid(), -status)
     sys.exit(status)
