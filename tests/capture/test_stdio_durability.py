@@ -17,14 +17,21 @@ INIT = {
     "jsonrpc": "2.0",
     "id": 0,
     "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {},
-               "clientInfo": {"name": "durability-test", "version": "1"}},
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "durability-test", "version": "1"},
+    },
 }
 
 
 def call(i: int) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": i, "method": "tools/call",
-            "params": {"name": "get_current_time", "arguments": {"timezone": "UTC"}}}
+    return {
+        "jsonrpc": "2.0",
+        "id": i,
+        "method": "tools/call",
+        "params": {"name": "get_current_time", "arguments": {"timezone": "UTC"}},
+    }
 
 
 def handshake(client: RawPipeClient) -> None:
@@ -48,8 +55,10 @@ def test_kill9_is_found_and_recorded_by_the_next_start(
         for i in range(1, 6):
             assert "result" in first.request(call(i))
         assert wait_until(
-            lambda: store_path.exists()
-            and sum(e["method"] == "tools/call" for e in stored(store_path)) == 5
+            lambda: (
+                store_path.exists()
+                and sum(e["method"] == "tools/call" for e in stored(store_path)) == 5
+            )
         )
         first.kill_tree()  # SIGKILL: no chance to flush or record a stop
     dead = {e["stream"] for e in stored(store_path)}
@@ -67,8 +76,11 @@ def test_kill9_is_found_and_recorded_by_the_next_start(
     assert closing["details"]["last_seq"] == last_seq
     (report,) = [e for e in events if (e["details"] or {}).get("phase") == "previous_run_unclean"]
     assert report["stream"] not in dead
-    assert report["details"] == {"phase": "previous_run_unclean", "stream": closing["stream"],
-                                 "last_seq": last_seq}
+    assert report["details"] == {
+        "phase": "previous_run_unclean",
+        "stream": closing["stream"],
+        "last_seq": last_seq,
+    }
     assert notary.verify(store_path).returncode == 0
 
 
@@ -101,8 +113,10 @@ def test_several_wraps_write_one_store_without_breaking_any_chain(
     for stream in streams:
         mine = sorted(e["seq"] for e in events if e["stream"] == stream)
         assert mine == list(range(1, len(mine) + 1))
-        assert sum(e["stream"] == stream and e["tool"] == "get_current_time"
-                   for e in events) == calls_each
+        assert (
+            sum(e["stream"] == stream and e["tool"] == "get_current_time" for e in events)
+            == calls_each
+        )
     result = notary.verify(store_path, "--json")
     assert result.returncode == 0, result.stdout
     assert json.loads(result.stdout)["events"] == len(events)
