@@ -16,6 +16,9 @@ install: $(BIN)/python
 install-test: $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
+	@# The console's browser tests drive Debian's Chromium (Playwright never downloads one).
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 demo: install
 	$(BIN)/mcp-notary demo

@@ -136,7 +136,10 @@ def events(
     if as_json:
         _write_jsonl(rows)
     else:
-        Console().print(_table(rows))
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=160)  # piped or captured: don't squeeze to 80 columns
+        console.print(_table(rows))
         click.echo(f"{len(rows)} event(s)", err=True)
 
 

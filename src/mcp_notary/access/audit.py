@@ -1,0 +1,155 @@
+"""Audit of audits: every read of the trail, allowed or denied, becomes an `audit_access` event
+in the same tamper-evident ledger (PCI DSS 10.2.1.3, and 10.2.1.4 for refusals).
+
+A reader process owns one stream, created through `AuditRecorder` like a capture process's
+but without lifecycle records, so it holds nothing but its `audit_access` events. Each event is
+made durable before the read it records is answered: a read that cannot be audited fails.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mcp_notary.access.roles import Action, Role
+from mcp_notary.errors import StoreError
+from mcp_notary.events.build import CaptureContext
+from mcp_notary.events.model import AuditEvent, EventDraft, Principal, payload_free_event
+from mcp_notary.ledger.checkpointer import CheckpointSettings
+from mcp_notary.ledger.store import EventRow, Store
+from mcp_notary.recorder import AuditRecorder
+
+__all__ = ["AccessRecord", "Interface", "ReadAuditor", "access_details", "access_method"]
+
+Interface = Literal["cli", "api", "console"]
+_TRANSPORT: dict[Interface, str] = {"cli": "inprocess", "api": "http", "console": "http"}
+_TEXT_LIMIT = 500  # a query string is evidence, not a payload: keep it bounded
+_CHANGES = frozenset({"grant", "revoke", "token_create", "token_revoke"})
+
+
+@dataclass(frozen=True)
+class AccessRecord:
+    """One read (or access change) to record. `query` holds the filters and search text as
+    given; `returned` how many events (or rows) the reader got back."""
+
+    principal: Principal
+    action: Action
+    allowed: bool
+    interface: Interface
+    basis: str = ""
+    query: dict[str, Any] = field(default_factory=dict)
+    returned: int | None = None
+    purpose: str | None = None
+    roles: frozenset[Role] = frozenset()
+
+
+def access_method(action: Action) -> str:
+    """`access/<action>` for changes of who may read, `audit/<action>` for reads."""
+    return f"access/{action}" if action in _CHANGES else f"audit/{action}"
+
+
+def _bounded(value: Any) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= _TEXT_LIMIT else value[:_TEXT_LIMIT] + "…"
+    if isinstance(value, dict):
+        return {str(k): _bounded(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_bounded(v) for v in value]
+    if isinstance(value, float):
+        return str(value)  # RFC 8785 handles floats, but a query never needs one
+    return value
+
+
+def access_details(record: AccessRecord) -> dict[str, Any]:
+    """The `details` of the `audit_access` event (pure)."""
+    return {
+        "action": record.action,
+        "decision": "allowed" if record.allowed else "denied",
+        "basis": _bounded(record.basis),
+        "interface": record.interface,
+        "query": _bounded(record.query),
+        "returned": record.returned,
+        "purpose": _bounded(record.purpose) if record.purpose else None,
+        "roles": sorted(record.roles),
+    }
+
+
+class _PayloadFreeOnly:
+    """The read side records metadata only; a draft carrying payload is refused, not redacted."""
+
+    def observe_tools(self, server: str | None, tools: list[dict[str, Any]]) -> None:
+        return None
+
+    def finalize(self, draft: EventDraft) -> AuditEvent:
+        return payload_free_event(draft)
+
+
+class ReadAuditor:
+    """Records `AccessRecord`s on this process's reader stream. The stream is created with the
+    first record, so a reader that never got as far as a decision leaves no empty stream."""
+
+    def __init__(self, recorder: AuditRecorder, *, timeout_s: float = 30.0) -> None:
+        self.recorder = recorder
+        self.timeout_s = timeout_s
+        self._started = False
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_store(
+        cls,
+        store: Store,
+        *,
+        process_principal: Principal,
+        interface: Interface,
+        label: str,
+        checkpointing: CheckpointSettings | None = None,
+    ) -> ReadAuditor:
+        """A reader stream on `store` (which must be writable)."""
+        recorder = AuditRecorder(
+            store,
+            _PayloadFreeOnly(),
+            CaptureContext(principal=process_principal, transport=_TRANSPORT[interface]),
+            stream_label=label,
+            checkpointing=checkpointing,
+        )
+        return cls(recorder)
+
+    @property
+    def stream(self) -> str:
+        return self.recorder.stream
+
+    def record(self, record: AccessRecord) -> EventRow:
+        """Append the event and wait until it is durable. Raises `StoreError` if it is not:
+        the caller must then refuse the read."""
+        with self._lock:
+            if self._closed:
+                raise StoreError("the reader stream is closed")
+            if not self._started:
+                self.recorder.start(announce=False)
+                self._started = True
+        future = self.recorder.record_event(
+            "audit_access",
+            access_details(record),
+            principal=record.principal,
+            method=access_method(record.action),
+            outcome="success" if record.allowed else "denied",
+        )
+        try:
+            row: EventRow = future.result(timeout=self.timeout_s)
+        except FutureTimeout as exc:
+            raise StoreError("the audit store did not record this read in time") from exc
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"cannot record this read: {exc}") from exc
+        return row
+
+    def close(self) -> None:
+        """Flush and seal the reader stream (its final checkpoint). Idempotent."""
+        with self._lock:
+            self._closed = True
+            if self._started:
+                self.recorder.close("reader_closed")

@@ -1,0 +1,56 @@
+"""`mcp-notary sql "SELECT ..."`: read-only SQL over the embedded store, audited."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from mcp_notary.cli.access import local_read_side, purpose_option, require
+from mcp_notary.cli.main import store_option
+from mcp_notary.query.sql import MAX_ROWS, run_readonly_sql
+
+
+@click.command()
+@store_option
+@click.argument("statement")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines, one object per row.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, MAX_ROWS),
+    default=1000,
+    show_default=True,
+    help="At most this many rows.",
+)
+@purpose_option
+def sql(store: str | None, statement: str, as_json: bool, limit: int, purpose: str | None) -> None:
+    """Run one read-only SELECT against the store (tables: events, streams, checkpoints,
+    meta, events_fts). The file is opened read-only and anything but reading is refused.
+    BLOBs print as hex. The statement is recorded in the trail with its row count."""
+    query = {"sql": statement, "limit": limit}
+    with local_read_side(store, "mcp-notary sql") as (side, caller):
+        decision = require(side, caller, "sql", query, purpose)
+        result = run_readonly_sql(side.path, statement, limit=limit)
+        side.control.record(
+            caller, "sql", decision, "cli", query=query, returned=len(result.rows),
+            purpose=purpose,
+        )  # fmt: skip
+    if as_json:
+        for row in result.rows:
+            click.echo(json.dumps(dict(zip(result.columns, row, strict=True)), default=str))
+    else:
+        table = Table(header_style="bold")
+        for column in result.columns:
+            table.add_column(column)
+        for row in result.rows:
+            table.add_row(*(_text(v) for v in row))
+        Console().print(table)
+    more = f" (more than {limit}; raise --limit)" if result.truncated else ""
+    click.echo(f"{len(result.rows)} row(s){more}", err=True)
+
+
+def _text(value: Any) -> str:
+    return "NULL" if value is None else str(value)
