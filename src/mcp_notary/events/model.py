@@ -37,6 +37,7 @@ Kind = Literal[
     "call_started",  # strict durability: the request was committed before it was forwarded
     "notification",  # a JSON-RPC notification in either direction
     "anomaly",  # bytes that were relayed but could not be audited as a message
+    "auth",  # an authentication decision the proxy made itself (e.g. a refused bearer token)
     "lifecycle",  # proxy start/stop, unclean-shutdown records, store outages
     "audit_access",  # a read of the audit log (audit of audits)
     "integrity_alert",  # verification found a break
