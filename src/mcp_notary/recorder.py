@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mcp_notary.capture.pairing import Exchange, SessionFacts
-from mcp_notary.errors import StoreError
+from mcp_notary.errors import NotaryError, StoreError
 from mcp_notary.events.build import CaptureContext, build_draft
-from mcp_notary.events.model import EventDraft, payload_free_event
+from mcp_notary.events.model import EventDraft, Kind, Outcome, Principal, payload_free_event
 from mcp_notary.ids import new_event_id, utc_timestamp
+from mcp_notary.ledger.checkpointer import Checkpointer, CheckpointSettings, seal_stream
 from mcp_notary.ledger.store import Store, StreamHead, StreamInfo, prepare_row
 from mcp_notary.ledger.writer import LedgerWriter
 from mcp_notary.redact.api import Redactor
@@ -43,13 +44,21 @@ def _process_alive(info: StreamInfo) -> bool:
 
 
 def _last_phase(store: Store, stream: str, head: StreamHead) -> str | None:
-    """The lifecycle phase of a stream's last event, if that event is a lifecycle record."""
+    """The lifecycle phase of a stream's last event, if that event is a lifecycle record;
+    ``"read"`` for an `audit_access` record: a reader's stream needs no closing record, since
+    each read was made durable before it was answered."""
     last = next(iter(store.scan(stream, from_seq=max(head.seq, 1))), None)
+    if last is not None and last.kind == "audit_access":
+        return "read"
     if last is None or last.kind != "lifecycle":
         return None
     details = json.loads(last.body).get("details") or {}
     phase = details.get("phase")
     return phase if isinstance(phase, str) else None
+
+
+def _warn(message: str) -> None:
+    print(f"mcp-notary: {message}", file=sys.stderr, flush=True)
 
 
 class AuditRecorder:
@@ -63,19 +72,27 @@ class AuditRecorder:
         *,
         durability: Durability = "batched",
         stream_label: str | None = None,
+        checkpointing: CheckpointSettings | None = None,
     ) -> None:
         self.store = store
+        self.checkpointing = checkpointing
+        self._checkpointer: Checkpointer | None = None
         self.redactor = redactor
         self.context = context
         self.durability = durability
         self.stream_label = stream_label or context.server_name
         self.stream = f"{socket.gethostname()}/{os.getpid()}/{new_event_id()[:23]}"
         self._writer: LedgerWriter | None = None
+        self._announce = True
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Create this process's stream, close streams of dead processes, record the start."""
+    def start(self, *, announce: bool = True) -> None:
+        """Create this process's stream, close streams of dead processes, record the start.
+
+        With ``announce=False`` (the read side) only the stream is created: no lifecycle
+        records, and other processes' streams are left to the capture processes."""
+        self._announce = announce
         pid = os.getpid()
         info = StreamInfo(
             stream=self.stream,
@@ -86,14 +103,24 @@ class AuditRecorder:
             server_name=self.stream_label,
         )
         self.store.create_stream(info)
-        unclean = self._close_abandoned_streams()
+        unclean = self._close_abandoned_streams() if announce else []
+        if self.checkpointing is not None:
+            self._checkpointer = self.checkpointing.checkpointer(
+                self.store, self.stream, on_alert=self._integrity_alert, on_error=_warn
+            )
+            self._checkpointer.start()
         self._writer = LedgerWriter(
-            self.store, self.stream, head=StreamHead(), on_recovered=self._record_recovery
+            self.store,
+            self.stream,
+            head=StreamHead(),
+            on_recovered=self._record_recovery,
+            on_committed=self._checkpointer.committed if self._checkpointer else None,
         )
-        self.lifecycle(
-            "started",
-            {"durability": self.durability, "pid": pid, "launch": self.context.launch or {}},
-        )
+        if announce:
+            self.lifecycle(
+                "started",
+                {"durability": self.durability, "pid": pid, "launch": self.context.launch or {}},
+            )
         for stream, last_seq in unclean:
             self.lifecycle(
                 "previous_run_unclean",
@@ -104,9 +131,12 @@ class AuditRecorder:
         """Record the stop and flush: after this returns, nothing submitted is lost."""
         if self._writer is None:
             return
-        self.lifecycle("stopped", {"reason": reason, **(details or {})})
+        if self._announce:
+            self.lifecycle("stopped", {"reason": reason, **(details or {})})
         self._writer.close()
         self._writer = None
+        if self._checkpointer is not None:
+            self._checkpointer.close()  # the final checkpoint seals the stream
 
     def lifecycle(self, phase: str, details: dict[str, Any]) -> Future[Any]:
         draft = EventDraft(
@@ -118,6 +148,28 @@ class AuditRecorder:
         )
         return self._submit_draft_without_payload(draft)
 
+    def record_event(
+        self,
+        kind: Kind,
+        details: dict[str, Any],
+        *,
+        principal: Principal | None = None,
+        method: str | None = None,
+        outcome: Outcome | None = None,
+    ) -> Future[Any]:
+        """Submit a payload-free event of `kind` (e.g. the read side's `audit_access`) on behalf
+        of `principal` (default: this recorder's); the future resolves when it is durable."""
+        draft = EventDraft(
+            kind=kind,
+            timestamp=utc_timestamp(),
+            principal=principal or self.context.principal,
+            transport=self.context.transport,
+            method=method,
+            outcome=outcome,
+            details=details,
+        )
+        return self._submit_draft_without_payload(draft)
+
     def _close_abandoned_streams(self) -> list[tuple[str, int]]:
         """Streams whose process died without a clean stop: append an `ended_uncleanly` record
         to each (so it is reported once) and return them."""
@@ -126,7 +178,7 @@ class AuditRecorder:
             if info.stream == self.stream or _process_alive(info):
                 continue
             head = self.store.head(info.stream)
-            if _last_phase(self.store, info.stream, head) in ("stopped", "ended_uncleanly"):
+            if _last_phase(self.store, info.stream, head) in ("stopped", "ended_uncleanly", "read"):
                 continue
             closing = payload_free_event(
                 EventDraft(
@@ -141,21 +193,57 @@ class AuditRecorder:
                 self.store.append_batch([prepare_row(closing, info.stream, head)])
             except StoreError:
                 continue  # another starting process closed it first
+            if self.checkpointing is not None:
+                try:
+                    seal_stream(self.store, info.stream, self.checkpointing)
+                except NotaryError as exc:
+                    _warn(f"cannot checkpoint abandoned stream {info.stream}: {exc}")
             found.append((info.stream, head.seq))
         return found
+
+    def _integrity_alert(self, message: str) -> None:
+        """A break found while running: say so on stderr and in this stream (never silent)."""
+        _warn(f"INTEGRITY ALERT: {message}")
+        draft = EventDraft(
+            kind="integrity_alert",
+            timestamp=utc_timestamp(),
+            principal=self.context.principal,
+            transport=self.context.transport,
+            details={"detector": "checkpointer", "message": message[:1000]},
+        )
+        self._submit_draft_without_payload(draft)
 
     def _record_recovery(self, error: str, seconds: float) -> None:
         self.lifecycle("store_recovered", {"error": error[:500], "outage_s": round(seconds, 3)})
 
     # -- events --------------------------------------------------------------------------------
 
-    def record(self, exchange: Exchange, session: SessionFacts) -> Future[Any]:
-        """Build, redact and submit the event for `exchange`; the future resolves when durable."""
+    def record(
+        self,
+        exchange: Exchange,
+        session: SessionFacts,
+        *,
+        details: dict[str, Any] | None = None,
+        outcome: Outcome | None = None,
+    ) -> Future[Any]:
+        """Build, redact and submit the event for `exchange`; the future resolves when durable.
+        `details` adds transport facts (the HTTP proxy's status code, peer...); `outcome`
+        overrides the derived one when the transport knows better (an upstream's 401 is
+        `denied`, not a transport error)."""
         draft = build_draft(exchange, session, self.context)
+        if details:
+            draft.details = {**(draft.details or {}), **details}
+        if outcome is not None:
+            draft.outcome = outcome
+        return self.record_draft(draft, session)
+
+    def record_draft(self, draft: EventDraft, session: SessionFacts | None = None) -> Future[Any]:
+        """Redact and submit a draft built by the caller (e.g. the proxy's `auth` events)."""
         if draft.method == "tools/list" and isinstance(draft.raw_result, dict):
             tools = draft.raw_result.get("tools")
             if isinstance(tools, list):
-                self.redactor.observe_tools(self.context.server_name or session.server_name, tools)
+                server = self.context.server_name or (session.server_name if session else None)
+                self.redactor.observe_tools(server, tools)
         try:
             event = self.redactor.finalize(draft)
         except Exception as exc:  # fail closed: record that redaction failed, store no payload

@@ -1,7 +1,7 @@
 """The `mcp-notary` command: a thin edge that parses, calls the library and prints.
 
 Exit codes are decided here and only here: 0 ok, 1 integrity failure, 2 incomplete evidence,
-3 usage or configuration error, 4 store error.
+3 usage or configuration error, 4 store error, 5 access denied (missing or refused credential).
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from mcp_notary.errors import ConfigError, NotaryError, StoreError
 
 EXIT_USAGE = 3
 EXIT_STORE = 4
+EXIT_DENIED = 5
 
 store_option = click.option(
     "--store",
     envvar="MCP_NOTARY_STORE",
     default=None,
     metavar="URL",
-    help="Audit store: a SQLite file path or sqlite:///path. "
+    help="Audit store: a SQLite file path, sqlite:///path or postgresql://... "
     "[env MCP_NOTARY_STORE; default: audit.db in the per-user data directory]",
 )
 
@@ -39,7 +40,8 @@ class NotaryGroup(click.Group):
             sys.exit(EXIT_STORE)
         except NotaryError as exc:
             click.echo(f"mcp-notary: {exc.diagnostics()}", err=True)
-            sys.exit(1)
+            # Errors that are not integrity failures say so (access.AccessDenied: 5).
+            sys.exit(getattr(exc, "exit_code", 1))
 
 
 @click.group(cls=NotaryGroup)
@@ -50,12 +52,31 @@ def cli() -> None:
 
 def main() -> None:
     from mcp_notary.cli.demo import demo
+    from mcp_notary.cli.keys import rotate_key
+    from mcp_notary.cli.prove import prove, verify_proof
+    from mcp_notary.cli.proxy import proxy
     from mcp_notary.cli.read import events, show
     from mcp_notary.cli.verify import verify
+    from mcp_notary.cli.watch import watch
     from mcp_notary.cli.wrap import wrap
 
-    for command in (wrap, events, show, verify, demo):
+    tamper_evidence = (verify, prove, verify_proof, watch, rotate_key)
+    for command in (wrap, proxy, events, show, *tamper_evidence, demo):
         cli.add_command(command)
+    from mcp_notary.cli.access import access
+    from mcp_notary.cli.serve import serve
+    from mcp_notary.cli.sql import sql
+
+    for command in (access, sql, serve):  # the read side (issue 7)
+        cli.add_command(command)
+    from mcp_notary.cli.init import init
+    from mcp_notary.cli.report import report
+
+    for command in (init, report):  # compliance templates and evidence reports (issue 8)
+        cli.add_command(command)
+    from mcp_notary.cli.export import export
+
+    cli.add_command(export)  # exporters (issue 9)
     try:
         from mcp_notary.cli.redact import redact_command
     except ImportError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 from mcp_notary.events.model import AuditEvent
 from mcp_notary.ledger.canonical import GENESIS_HASH, canonical_bytes, chain_hash
@@ -51,6 +51,27 @@ class EventRow:
     body: bytes
     leaf_hash: bytes
     chain_hash: bytes
+
+
+LeafRecord: TypeAlias = tuple[int, str, bytes, bytes, bytes]
+"""``(seq, timestamp, body, leaf_hash, chain_hash)`` of one stored row, as a plain tuple: the
+verifier reads a million of these, and building a dataclass per row would cost more than
+hashing it."""
+
+
+@dataclass(frozen=True)
+class CheckpointRow:
+    """A signed checkpoint of one stream, as stored: ``note`` is the complete C2SP signed note
+    (checkpoint body, blank line, signature lines); ``size`` and ``root`` repeat what the note
+    says so checkpoints can be found without parsing. ``created_at`` is when it was issued
+    (not signed: the note carries no time)."""
+
+    stream: str
+    origin: str
+    size: int
+    root: bytes
+    note: bytes
+    created_at: str
 
 
 @dataclass(frozen=True)
@@ -110,5 +131,36 @@ class Store(Protocol):
     def get(self, event_id: str) -> EventRow | None: ...
 
     def count(self, stream: str | None = None) -> int: ...
+
+    def stream_names(self) -> list[str]:
+        """Every stream that has a `streams` row or any stored event, sorted. A verifier walks
+        these rather than `streams()`, so deleting a stream's registration hides nothing."""
+        ...
+
+    def scan_leaves(
+        self, stream: str, from_seq: int = 1, to_seq: int | None = None, *, bodies: bool = True
+    ) -> Iterator[list[LeafRecord]]:
+        """Pages of `LeafRecord`s of one stream in seq order, from `from_seq` up to `to_seq`
+        (inclusive; default: the end). The fast path for verification. With `bodies=False`
+        the body is left out (empty bytes): hashes and positions only."""
+        ...
+
+    def leaf_hashes(self, stream: str, from_seq: int, to_seq: int) -> list[tuple[int, bytes]]:
+        """``(seq, stored leaf hash)`` of the rows in ``from_seq..to_seq``, in seq order: the
+        cheap read-back the checkpointer does before each checkpoint."""
+        ...
+
+    def append_checkpoint(self, row: CheckpointRow) -> None:
+        """Append one signed checkpoint. Checkpoints are append-only, like events."""
+        ...
+
+    def checkpoints(self, stream: str | None = None, min_size: int = 0) -> list[CheckpointRow]:
+        """Stored checkpoints (of one stream, or all) of at least `min_size` leaves, ordered by
+        stream, size and time."""
+        ...
+
+    def latest_checkpoint(self, stream: str) -> CheckpointRow | None:
+        """The stream's checkpoint of the largest size (the latest issued among equals)."""
+        ...
 
     def close(self) -> None: ...

@@ -4,7 +4,9 @@ Invariants:
 - *submitted*: the event is in the queue; `submit` never blocks the relay.
 - *sequenced*: the writer thread gave it the stream's next seq and chain hash; seq order is
   submit order.
-- *durable*: its batch committed; the future returned by `submit` resolves then.
+- *durable*: its batch committed; the future returned by `submit` resolves then, and
+  `on_committed` (if given) sees the batch, in seq order, before the next batch is written
+  (this is how the checkpointer learns of new leaves).
 If the store fails, sequenced events stay queued in order and are retried, so the chain never
 gets a gap; their futures fail at once, so strict callers can refuse the call.
 """
@@ -12,9 +14,10 @@ gets a gap; their futures fail at once, so strict callers can refuse the call.
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -40,7 +43,10 @@ class LedgerWriter:
     """Appends `AuditEvent`s to one stream of a store.
 
     `on_recovered` is called (on the writer thread) with the outage's first error and duration
-    after a failed store accepts writes again, so the caller can record the outage."""
+    after a failed store accepts writes again, so the caller can record the outage.
+    `on_committed` is called (on the writer thread) with every durable batch; it must be quick
+    and must not raise (an exception is reported to stderr and otherwise ignored, so a broken
+    observer never stops the audit trail)."""
 
     def __init__(
         self,
@@ -49,12 +55,14 @@ class LedgerWriter:
         *,
         head: StreamHead | None = None,
         on_recovered: Callable[[str, float], None] | None = None,
+        on_committed: Callable[[Sequence[EventRow]], None] | None = None,
     ) -> None:
         self.store = store
         self.stream = stream
         self._head = head if head is not None else store.head(stream)
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._on_recovered = on_recovered
+        self._on_committed = on_committed
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="mcp-notary-writer", daemon=True)
         self._thread.start()
@@ -137,6 +145,11 @@ class LedgerWriter:
                         return
                     time.sleep(RETRY_INTERVAL_S)
                 continue
+            if self._on_committed is not None:
+                try:
+                    self._on_committed([p.row for p in pending])
+                except Exception as exc:  # an observer must never stop the trail
+                    print(f"mcp-notary: on_committed failed: {exc!r}", file=sys.stderr)
             for p in pending:
                 if not p.future.done():
                     p.future.set_result(p.row)

@@ -59,4 +59,11 @@ def open_store(url: str | None = None, *, readonly: bool = False, strict: bool =
             **_sqlite_options(url),
         )
     scheme = url.split("://", 1)[0]
-    raise ConfigError(f"unsupported store URL scheme {scheme!r}: use a file path or sqlite:///")
+    if scheme in ("postgresql", "postgres"):
+        # Imported here so the embedded store works without the PostgreSQL driver loaded.
+        from mcp_notary.ledger.stores.postgres import open_postgres
+
+        return open_postgres(url, readonly=readonly)
+    raise ConfigError(
+        f"unsupported store URL scheme {scheme!r}: use a file path, sqlite:/// or postgresql://"
+    )

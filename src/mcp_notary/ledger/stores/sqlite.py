@@ -11,8 +11,10 @@ from typing import Any
 from mcp_notary.errors import StoreError, StoreVersionError
 from mcp_notary.ledger.store import (
     STORE_SCHEMA_VERSION,
+    CheckpointRow,
     EventFilter,
     EventRow,
+    LeafRecord,
     StreamHead,
     StreamInfo,
 )
@@ -52,6 +54,20 @@ CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
     BEGIN SELECT RAISE(ABORT, 'mcp-notary events are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
     BEGIN SELECT RAISE(ABORT, 'mcp-notary events are append-only'); END;
+-- Signed checkpoints (C2SP signed notes), append-only like the events they commit to.
+CREATE TABLE IF NOT EXISTS checkpoints (
+    stream TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    note BLOB NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS checkpoints_stream ON checkpoints (stream, size);
+CREATE TRIGGER IF NOT EXISTS checkpoints_no_update BEFORE UPDATE ON checkpoints
+    BEGIN SELECT RAISE(ABORT, 'mcp-notary checkpoints are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
+    BEGIN SELECT RAISE(ABORT, 'mcp-notary checkpoints are append-only'); END;
 """
 
 _ROW_COLUMNS = (
@@ -74,6 +90,12 @@ def _row(v: Sequence[Any]) -> EventRow:
         body=bytes(v[9]),
         leaf_hash=bytes(v[10]),
         chain_hash=bytes(v[11]),
+    )
+
+
+def _checkpoint(v: Sequence[Any]) -> CheckpointRow:
+    return CheckpointRow(
+        stream=v[0], origin=v[1], size=v[2], root=bytes(v[3]), note=bytes(v[4]), created_at=v[5]
     )
 
 
@@ -261,6 +283,102 @@ class SQLiteStore:
         if stream is None:
             return int(self._query("SELECT count(*) FROM events")[0][0])
         return int(self._query("SELECT count(*) FROM events WHERE stream = ?", (stream,))[0][0])
+
+    def stream_names(self) -> list[str]:
+        rows = self._query(
+            "SELECT stream FROM streams UNION SELECT DISTINCT stream FROM events ORDER BY 1"
+        )
+        return [r[0] for r in rows]
+
+    def scan_leaves(
+        self, stream: str, from_seq: int = 1, to_seq: int | None = None, *, bodies: bool = True
+    ) -> Iterator[list[LeafRecord]]:
+        page = 20_000
+        body = "IFNULL(CAST(body AS BLOB), x'')" if bodies else "x''"
+        last = to_seq if to_seq is not None else 2**63 - 1
+        next_seq = from_seq
+        while next_seq <= last:
+            # BLOB columns come back as bytes: the rows are already the tuples we promise.
+            # The casts keep the promised types even if someone stored TEXT or NULL in a
+            # column (SQLite lets a tamperer do that): the verifier reports, never crashes.
+            rows: list[LeafRecord] = self._query(
+                f"SELECT CAST(seq AS INTEGER), IFNULL(CAST(timestamp AS TEXT), ''), {body}, "
+                "IFNULL(CAST(leaf_hash AS BLOB), x''), IFNULL(CAST(chain_hash AS BLOB), x'') "
+                "FROM events "
+                "WHERE stream = ? AND seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
+                (stream, next_seq, last, page),
+            )
+            if rows:
+                yield rows
+            if len(rows) < page:
+                return
+            next_seq = rows[-1][0] + 1
+
+    def leaf_hashes(self, stream: str, from_seq: int, to_seq: int) -> list[tuple[int, bytes]]:
+        rows = self._query(
+            "SELECT seq, leaf_hash FROM events WHERE stream = ? AND seq >= ? AND seq <= ? "
+            "ORDER BY seq",
+            (stream, from_seq, to_seq),
+        )
+        return [(r[0], r[1] if isinstance(r[1], bytes) else bytes(r[1] or b"")) for r in rows]
+
+    def row_before(self, stream: str, seq: int) -> tuple[bytes, str] | None:
+        """(chain hash, timestamp) of the last stored row before `seq` (parallel verifier)."""
+        rows = self._query(
+            "SELECT chain_hash, timestamp FROM events WHERE stream = ? AND seq < ? "
+            "ORDER BY seq DESC LIMIT 1",
+            (stream, seq),
+        )
+        return (bytes(rows[0][0]), rows[0][1]) if rows else None
+
+    def seq_boundaries(self, stream: str, every: int) -> list[int]:
+        """The seq of the 1st, (every+1)th, (2*every+1)th... stored row of a stream."""
+        rows = self._query(
+            "SELECT seq FROM (SELECT seq, row_number() OVER (ORDER BY seq) AS n "
+            "FROM events WHERE stream = ?) WHERE (n - 1) % ? = 0",
+            (stream, every),
+        )
+        return [int(r[0]) for r in rows]
+
+    def append_checkpoint(self, row: CheckpointRow) -> None:
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT INTO checkpoints (stream, origin, size, root, note, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (row.stream, row.origin, row.size, row.root, row.note, row.created_at),
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot append checkpoint of {row.stream}: {exc}") from exc
+
+    def _has_checkpoints_table(self) -> bool:
+        # A store written before checkpoints existed, opened read-only, has no such table:
+        # that is "no checkpoints", which the verifier reports, not a broken store.
+        rows = self._query(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'checkpoints'"
+        )
+        return bool(rows)
+
+    def checkpoints(self, stream: str | None = None, min_size: int = 0) -> list[CheckpointRow]:
+        if not self._has_checkpoints_table():
+            return []
+        sql = "SELECT stream, origin, size, root, note, created_at FROM checkpoints WHERE size >= ?"
+        params: tuple[int | str, ...] = (min_size,)
+        if stream is not None:
+            sql += " AND stream = ?"
+            params = (min_size, stream)
+        sql += " ORDER BY stream, size, created_at, rowid"
+        return [_checkpoint(r) for r in self._query(sql, params)]
+
+    def latest_checkpoint(self, stream: str) -> CheckpointRow | None:
+        if not self._has_checkpoints_table():
+            return None
+        rows = self._query(
+            "SELECT stream, origin, size, root, note, created_at FROM checkpoints "
+            "WHERE stream = ? ORDER BY size DESC, created_at DESC, rowid DESC LIMIT 1",
+            (stream,),
+        )
+        return _checkpoint(rows[0]) if rows else None
 
     def close(self) -> None:
         with self._lock:
