@@ -10,16 +10,25 @@ import json
 import os
 import socket
 import sys
+from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal
 
+from mcp_notary.anchor import open_anchor
 from mcp_notary.capture.pairing import Exchange, SessionFacts
 from mcp_notary.errors import NotaryError, StoreError
 from mcp_notary.events.build import CaptureContext, build_draft
 from mcp_notary.events.model import EventDraft, Kind, Outcome, Principal, payload_free_event
 from mcp_notary.ids import new_event_id, utc_timestamp
-from mcp_notary.ledger.checkpointer import Checkpointer, CheckpointSettings, seal_stream
+from mcp_notary.ledger.checkpointer import (
+    DEFAULT_INTERVAL_S,
+    Checkpointer,
+    CheckpointSettings,
+    KeySigner,
+    seal_stream,
+)
+from mcp_notary.ledger.keys import load_or_create_signing_key
 from mcp_notary.ledger.store import Store, StreamHead, StreamInfo, prepare_row
 from mcp_notary.ledger.writer import LedgerWriter
 from mcp_notary.redact.api import Redactor
@@ -55,6 +64,20 @@ def _last_phase(store: Store, stream: str, head: StreamHead) -> str | None:
     details = json.loads(last.body).get("details") or {}
     phase = details.get("phase")
     return phase if isinstance(phase, str) else None
+
+
+def key_file_checkpointing(
+    signing_key: str | Path | None = None,
+    anchors: Sequence[str] = (),
+    interval_s: float = DEFAULT_INTERVAL_S,
+) -> CheckpointSettings:
+    """Checkpoints signed with the key file (created 0600 on first use) and copied to `anchors`:
+    what every capture path (stdio, HTTP, middleware) uses unless told otherwise."""
+    return CheckpointSettings(
+        KeySigner(load_or_create_signing_key(Path(signing_key) if signing_key else None)),
+        interval_s=interval_s,
+        publishers=tuple(open_anchor(url) for url in anchors),
+    )
 
 
 def _warn(message: str) -> None:

@@ -343,7 +343,7 @@ def _default_recorder(
     from mcp_notary.events.build import CaptureContext
     from mcp_notary.identity.local import launch_facts, os_principal
     from mcp_notary.ledger.stores import open_store
-    from mcp_notary.recorder import AuditRecorder
+    from mcp_notary.recorder import AuditRecorder, key_file_checkpointing
 
     config = NotaryConfig.load(config_path)
     name = server_name or getattr(server, "name", None)
@@ -357,6 +357,7 @@ def _default_recorder(
             launch=launch_facts(),
         ),
         stream_label=name if isinstance(name, str) else None,
+        checkpointing=key_file_checkpointing(),
     )
     recorder.start()
 

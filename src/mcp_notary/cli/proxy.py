@@ -26,7 +26,7 @@ from mcp_notary.identity.bearer import BearerAuthenticator
 from mcp_notary.identity.principal import Principal
 from mcp_notary.identity.tokens import IntrospectionVerifier, JWTVerifier, TokenVerifier
 from mcp_notary.ledger.stores import open_store
-from mcp_notary.recorder import AuditRecorder
+from mcp_notary.recorder import AuditRecorder, key_file_checkpointing
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -151,6 +151,7 @@ def proxy(
             launch={"upstream": f"{parts.scheme}://{parts.netloc}{parts.path}", "listen": listen},
         ),
         stream_label=server_name or parts.netloc,
+        checkpointing=key_file_checkpointing(),
     )
     settings = ProxySettings(
         upstream=upstream,

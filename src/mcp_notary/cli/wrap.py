@@ -9,17 +9,15 @@ from pathlib import Path
 
 import click
 
-from mcp_notary.anchor import open_anchor
 from mcp_notary.capture.stdio import StdioRelay
 from mcp_notary.cli.common import make_redactor
 from mcp_notary.cli.main import store_option
 from mcp_notary.config import NotaryConfig
 from mcp_notary.events.build import CaptureContext
 from mcp_notary.identity.local import configured_principal, launch_facts, os_principal
-from mcp_notary.ledger.checkpointer import DEFAULT_INTERVAL_S, CheckpointSettings, KeySigner
-from mcp_notary.ledger.keys import load_or_create_signing_key
+from mcp_notary.ledger.checkpointer import DEFAULT_INTERVAL_S
 from mcp_notary.ledger.stores import open_store
-from mcp_notary.recorder import AuditRecorder
+from mcp_notary.recorder import AuditRecorder, key_file_checkpointing
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -87,11 +85,7 @@ def wrap(
         ),
         durability="strict" if mode == "strict" else "batched",
         stream_label=server_name or Path(command[0]).name,
-        checkpointing=CheckpointSettings(
-            KeySigner(load_or_create_signing_key(signing_key)),
-            interval_s=checkpoint_interval,
-            publishers=tuple(open_anchor(url) for url in anchors),
-        ),
+        checkpointing=key_file_checkpointing(signing_key, anchors, checkpoint_interval),
     )
     recorder.start()
     status: int | None = None
