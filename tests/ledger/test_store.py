@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from factories import append, event
 from factories import stream_info as info
+from pgtest import pg_schema
 
 from mcp_notary.errors import StoreError, StoreVersionError
 from mcp_notary.ids import utc_timestamp
@@ -17,8 +18,14 @@ from mcp_notary.ledger.stores import open_store
 from mcp_notary.ledger.stores.sqlite import SQLiteStore
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "postgres":
+        with pg_schema("contract") as url:
+            s = open_store(url)
+            yield s
+            s.close()
+        return
     s = open_store(str(tmp_path / "audit.db"))
     yield s
     s.close()

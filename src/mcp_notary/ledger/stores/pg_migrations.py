@@ -1,0 +1,115 @@
+"""Versioned schema migrations of the PostgreSQL store.
+
+Each migration is applied once, in order, inside one transaction with its row in
+`schema_migrations`; a store that records a version this release does not know is refused
+rather than written to. Append new migrations at the end; never edit a released one.
+
+Roles are cluster-wide in PostgreSQL, so they are created if missing (never altered) and only
+granted privileges on this schema's tables:
+- `mcp_notary_writer`: SELECT and INSERT, nothing else (no UPDATE, DELETE or TRUNCATE), so a
+  compromised proxy can add to the trail but not rewrite it;
+- `mcp_notary_reader`: SELECT only, for query, verify and export.
+Both are NOLOGIN groups: grant them to the login roles of proxies and readers.
+"""
+
+from __future__ import annotations
+
+WRITER_ROLE = "mcp_notary_writer"
+READER_ROLE = "mcp_notary_reader"
+
+# The advisory lock every migrating process takes (per database), so concurrent first starts
+# of many proxies do not race on CREATE TABLE. The number is arbitrary but fixed.
+MIGRATION_LOCK_ID = 0x6D63706E6F74  # "mcpnot"
+
+BOOTSTRAP = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+_ROLES = f"""
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{WRITER_ROLE}') THEN
+        CREATE ROLE {WRITER_ROLE} NOLOGIN;
+    END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;  -- created concurrently
+END $$;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{READER_ROLE}') THEN
+        CREATE ROLE {READER_ROLE} NOLOGIN;
+    END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+END $$;
+"""
+
+# Text columns that are compared or ordered use the "C" collation, so ordering is bytewise
+# like SQLite's and RFC 3339 timestamps sort as time, whatever the database's locale.
+_V1 = """
+CREATE TABLE streams (
+    stream text COLLATE "C" PRIMARY KEY,
+    created_at text COLLATE "C" NOT NULL,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    process_start text NOT NULL,
+    server_name text
+);
+CREATE TABLE events (
+    stream text COLLATE "C" NOT NULL,
+    seq bigint NOT NULL,
+    event_id text COLLATE "C" NOT NULL,
+    timestamp text COLLATE "C" NOT NULL,
+    kind text NOT NULL,
+    method text,
+    tool text COLLATE "C",
+    principal_id text COLLATE "C",
+    outcome text,
+    body bytea NOT NULL,
+    leaf_hash bytea NOT NULL,
+    chain_hash bytea NOT NULL,
+    PRIMARY KEY (stream, seq)
+);
+CREATE INDEX events_event_id ON events (event_id);
+CREATE INDEX events_timestamp ON events (timestamp);
+CREATE INDEX events_tool ON events (tool, timestamp);
+CREATE INDEX events_principal ON events (principal_id, timestamp);
+CREATE TABLE checkpoints (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    stream text COLLATE "C" NOT NULL,
+    origin text NOT NULL,
+    size bigint NOT NULL,
+    root bytea NOT NULL,
+    note bytea NOT NULL,
+    created_at text COLLATE "C" NOT NULL
+);
+CREATE INDEX checkpoints_stream ON checkpoints (stream, size);
+-- Append-only by construction: the code has no UPDATE or DELETE path, the writer role has no
+-- such grant, and these triggers stop accidents by the owner. The hash chain is the defence
+-- against an attacker.
+CREATE FUNCTION mcp_notary_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'mcp-notary % are append-only', TG_TABLE_NAME;
+END $$;
+CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION mcp_notary_append_only();
+CREATE TRIGGER checkpoints_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION mcp_notary_append_only();
+"""
+
+_V1_GRANTS = f"""
+REVOKE ALL ON streams, events, checkpoints FROM PUBLIC;
+GRANT USAGE ON SCHEMA {{schema}} TO {WRITER_ROLE}, {READER_ROLE};
+GRANT SELECT, INSERT ON streams, events, checkpoints TO {WRITER_ROLE};
+GRANT SELECT ON schema_migrations TO {WRITER_ROLE}, {READER_ROLE};
+GRANT SELECT ON streams, events, checkpoints TO {READER_ROLE};
+"""
+
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (1, "events, streams, checkpoints and roles", _ROLES + _V1 + _V1_GRANTS),
+)
+"""`(version, name, sql)`; the SQL may use `{schema}` for the quoted current schema."""
+
+LATEST_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,440 @@
+"""The shared store: PostgreSQL via psycopg 3, for many proxies on many hosts.
+
+Every proxy process writes its own stream (its own seq, chain and Merkle tree), so writers
+never contend on a sequence: the only shared structure is the primary key (stream, seq).
+Appends use COPY inside one transaction per batch. A broken connection is dropped and
+reopened on the next call, so the ledger writer's retry loop rides out a database restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import platformdirs
+import psycopg
+from psycopg import sql
+
+from mcp_notary.errors import ConfigError, StoreError, StoreVersionError
+from mcp_notary.ledger.spool import DEFAULT_MAX_BYTES, SpoolingStore, StoreUnavailableError
+from mcp_notary.ledger.store import (
+    CheckpointRow,
+    EventFilter,
+    EventRow,
+    LeafRecord,
+    Store,
+    StreamHead,
+    StreamInfo,
+)
+from mcp_notary.ledger.stores.pg_migrations import (
+    BOOTSTRAP,
+    LATEST_VERSION,
+    MIGRATION_LOCK_ID,
+    MIGRATIONS,
+)
+
+_ROW_COLUMNS = (
+    "stream, seq, event_id, timestamp, kind, method, tool, principal_id, outcome, body, "
+    "leaf_hash, chain_hash"
+)
+_CHECKPOINT_COLUMNS = "stream, origin, size, root, note, created_at"
+CONNECT_TIMEOUT_S = 5
+_T = TypeVar("_T")
+
+
+def redact_url(url: str) -> str:
+    """`url` without its password, for messages."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        return "postgresql://…"
+    host = info.get("host", "")
+    port = info.get("port", "")
+    return f"postgresql://{info.get('user', '')}@{host}{':' if port else ''}{port}/" + str(
+        info.get("dbname", "")
+    )
+
+
+def _row(v: Sequence[Any]) -> EventRow:
+    return EventRow(
+        stream=v[0],
+        seq=v[1],
+        event_id=v[2],
+        timestamp=v[3],
+        kind=v[4],
+        method=v[5],
+        tool=v[6],
+        principal_id=v[7],
+        outcome=v[8],
+        body=bytes(v[9]),
+        leaf_hash=bytes(v[10]),
+        chain_hash=bytes(v[11]),
+    )
+
+
+def _checkpoint(v: Sequence[Any]) -> CheckpointRow:
+    return CheckpointRow(
+        stream=v[0], origin=v[1], size=v[2], root=bytes(v[3]), note=bytes(v[4]), created_at=v[5]
+    )
+
+
+class PostgresStore:
+    """`Store` over one PostgreSQL schema (the connection's `search_path`). One connection per
+    instance, guarded by a lock so a writer thread and readers in one process can share it."""
+
+    def __init__(
+        self, url: str, *, readonly: bool = False, synchronous_commit: str | None = None
+    ) -> None:
+        self.url = url
+        self.name = redact_url(url)
+        self.readonly = readonly
+        self._synchronous_commit = synchronous_commit
+        self._lock = threading.Lock()
+        self._db: psycopg.Connection[Any] | None = None
+        with self._lock:
+            try:
+                db = self._connection()
+                if readonly:
+                    self._check_version(db)
+                else:
+                    self._migrate(db)
+            except psycopg.Error as exc:
+                self._drop()
+                raise StoreError(f"cannot open audit store {self.name}: {exc}") from exc
+            except StoreError:
+                self._drop()
+                raise
+
+    # -- connection ----------------------------------------------------------------------------
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        """The open connection, reconnecting if the last one broke. Caller holds the lock."""
+        if self._db is not None and not self._db.closed and not self._db.broken:
+            return self._db
+        self._drop()
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if "connect_timeout" not in self.url:
+            kwargs["connect_timeout"] = CONNECT_TIMEOUT_S
+        db = psycopg.connect(self.url, **kwargs)
+        if self.readonly:
+            db.execute("SET default_transaction_read_only = on")
+        if self._synchronous_commit is not None:
+            db.execute(
+                sql.SQL("SET synchronous_commit = {}").format(sql.Literal(self._synchronous_commit))
+            )
+        self._db = db
+        return db
+
+    def _drop(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(psycopg.Error):  # closing a dead connection may fail
+                self._db.close()
+            self._db = None
+
+    def _run(self, what: str, fn: Callable[[psycopg.Connection[Any]], _T]) -> _T:
+        """Call `fn(connection)` under the lock; translate driver errors, and drop a broken
+        connection so the next call reconnects."""
+        with self._lock:
+            try:
+                return fn(self._connection())
+            except psycopg.Error as exc:
+                lost = self._db is None or self._db.broken or self._db.closed
+                if lost or isinstance(exc, psycopg.OperationalError):
+                    self._drop()
+                    # Unreachable, not refused: the spool may hold the rows until it is back.
+                    raise StoreUnavailableError(f"{what} failed ({self.name}): {exc}") from exc
+                raise StoreError(f"{what} failed ({self.name}): {exc}") from exc
+
+    def _query(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+        def run(db: psycopg.Connection[Any]) -> list[Any]:
+            return db.execute(query.encode(), params).fetchall()
+
+        return self._run("audit store query", run)
+
+    # -- schema --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _version(db: psycopg.Connection[Any]) -> int | None:
+        exists = db.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        if not exists or not exists[0]:
+            return None
+        row = db.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def _check_version(self, db: psycopg.Connection[Any]) -> None:
+        version = self._version(db)
+        if version is None:
+            raise StoreError(f"no audit store at {self.name}")
+        if version != LATEST_VERSION:
+            raise StoreVersionError(
+                f"{self.name} has store schema version {version}; this release reads version "
+                f"{LATEST_VERSION}"
+            )
+
+    def _migrate(self, db: psycopg.Connection[Any]) -> None:
+        version = self._version(db)
+        if version == LATEST_VERSION:
+            return  # the common case, and the only one a writer-role login can pass
+        if version is not None and version > LATEST_VERSION:
+            self._check_version(db)
+        with db.transaction():
+            # Serialise concurrent first starts; the lock ends with the transaction.
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
+            db.execute(BOOTSTRAP)
+            schema_row = db.execute("SELECT quote_ident(current_schema())").fetchone()
+            if schema_row is None or schema_row[0] is None:
+                raise StoreError(f"{self.name}: no schema on the search_path to create the store")
+            version = self._version(db) or 0
+            for number, name, script in MIGRATIONS:
+                if number <= version:
+                    continue
+                db.execute(script.replace("{schema}", schema_row[0]).encode())
+                db.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (number, name)
+                )
+        self._check_version(db)
+
+    # -- Store ---------------------------------------------------------------------------------
+
+    def create_stream(self, info: StreamInfo) -> None:
+        self._run(
+            f"creating stream {info.stream}",
+            lambda db: db.execute(
+                "INSERT INTO streams VALUES (%s, %s, %s, %s, %s, %s)",
+                (
+                    info.stream,
+                    info.created_at,
+                    info.host,
+                    info.pid,
+                    info.process_start,
+                    info.server_name,
+                ),
+            ),
+        )
+
+    def streams(self) -> list[StreamInfo]:
+        rows = self._query(
+            "SELECT stream, created_at, host, pid, process_start, server_name FROM streams "
+            "ORDER BY created_at, stream"
+        )
+        return [StreamInfo(*r) for r in rows]
+
+    def head(self, stream: str) -> StreamHead:
+        rows = self._query(
+            "SELECT seq, chain_hash FROM events WHERE stream = %s ORDER BY seq DESC LIMIT 1",
+            (stream,),
+        )
+        return StreamHead(rows[0][0], bytes(rows[0][1])) if rows else StreamHead()
+
+    def append_batch(self, rows: Sequence[EventRow]) -> None:
+        if not rows:
+            return
+
+        def run(db: psycopg.Connection[Any]) -> None:
+            # COPY is several times faster than INSERT for a batch; a duplicate (stream, seq)
+            # still fails the whole statement, and so the whole batch.
+            with (
+                db.transaction(),
+                db.cursor() as cur,
+                cur.copy(f"COPY events ({_ROW_COLUMNS}) FROM STDIN") as copy,
+            ):
+                for r in rows:
+                    copy.write_row(
+                        (
+                            r.stream,
+                            r.seq,
+                            r.event_id,
+                            r.timestamp,
+                            r.kind,
+                            r.method,
+                            r.tool,
+                            r.principal_id,
+                            r.outcome,
+                            r.body,
+                            r.leaf_hash,
+                            r.chain_hash,
+                        )
+                    )
+
+        self._run("append", run)
+
+    def scan(self, stream: str, from_seq: int = 1) -> Iterator[EventRow]:
+        # Paged (keyset on the primary key) so a long stream never sits in memory at once.
+        page = 5000
+        next_seq = from_seq
+        while True:
+            rows = self._query(
+                f"SELECT {_ROW_COLUMNS} FROM events WHERE stream = %s AND seq >= %s "
+                "ORDER BY seq LIMIT %s",
+                (stream, next_seq, page),
+            )
+            for r in rows:
+                yield _row(r)
+            if len(rows) < page:
+                return
+            next_seq = rows[-1][1] + 1
+
+    def find(self, where: EventFilter, limit: int | None = None) -> list[EventRow]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("tool", where.tool),
+            ("principal_id", where.principal),
+            ("outcome", where.outcome),
+            ("kind", where.kind),
+            ("stream", where.stream),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = %s")
+                params.append(value)
+        if where.since is not None:
+            clauses.append("timestamp >= %s")
+            params.append(where.since)
+        if where.until is not None:
+            clauses.append("timestamp < %s")
+            params.append(where.until)
+        query = f"SELECT {_ROW_COLUMNS} FROM events"
+        if clauses:
+            query += " WHERE " + " AND ".join(clauses)
+        query += " ORDER BY timestamp DESC, stream DESC, seq DESC"
+        if limit is not None:
+            query += " LIMIT %s"
+            params.append(limit)
+        return [_row(r) for r in reversed(self._query(query, params))]
+
+    def get(self, event_id: str) -> EventRow | None:
+        rows = self._query(
+            f"SELECT {_ROW_COLUMNS} FROM events WHERE event_id = %s LIMIT 1", (event_id,)
+        )
+        return _row(rows[0]) if rows else None
+
+    def count(self, stream: str | None = None) -> int:
+        if stream is None:
+            return int(self._query("SELECT count(*) FROM events")[0][0])
+        return int(self._query("SELECT count(*) FROM events WHERE stream = %s", (stream,))[0][0])
+
+    def stream_names(self) -> list[str]:
+        # A loose index scan over the primary key: one probe per stream, not a full scan.
+        rows = self._query(
+            "WITH RECURSIVE s(stream) AS ("
+            " SELECT min(stream) FROM events"
+            " UNION ALL"
+            " SELECT (SELECT min(e.stream) FROM events e WHERE e.stream > s.stream)"
+            " FROM s WHERE s.stream IS NOT NULL)"
+            " SELECT stream FROM s WHERE stream IS NOT NULL"
+            " UNION SELECT stream FROM streams ORDER BY 1"
+        )
+        return [r[0] for r in rows]
+
+    def scan_leaves(
+        self, stream: str, from_seq: int = 1, to_seq: int | None = None, *, bodies: bool = True
+    ) -> Iterator[list[LeafRecord]]:
+        page = 20_000
+        body = "body" if bodies else "''::bytea"
+        last = to_seq if to_seq is not None else 2**63 - 1
+        next_seq = from_seq
+        while next_seq <= last:
+            rows: list[LeafRecord] = self._query(
+                f"SELECT seq, timestamp, {body}, leaf_hash, chain_hash FROM events "
+                "WHERE stream = %s AND seq >= %s AND seq <= %s ORDER BY seq LIMIT %s",
+                (stream, next_seq, last, page),
+            )
+            if rows:
+                yield rows
+            if len(rows) < page:
+                return
+            next_seq = rows[-1][0] + 1
+
+    def leaf_hashes(self, stream: str, from_seq: int, to_seq: int) -> list[tuple[int, bytes]]:
+        rows = self._query(
+            "SELECT seq, leaf_hash FROM events WHERE stream = %s AND seq >= %s AND seq <= %s "
+            "ORDER BY seq",
+            (stream, from_seq, to_seq),
+        )
+        return [(int(r[0]), bytes(r[1])) for r in rows]
+
+    def append_checkpoint(self, row: CheckpointRow) -> None:
+        self._run(
+            f"appending a checkpoint of {row.stream}",
+            lambda db: db.execute(
+                f"INSERT INTO checkpoints ({_CHECKPOINT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)",
+                (row.stream, row.origin, row.size, row.root, row.note, row.created_at),
+            ),
+        )
+
+    def checkpoints(self, stream: str | None = None, min_size: int = 0) -> list[CheckpointRow]:
+        query = f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE size >= %s"
+        params: tuple[int | str, ...] = (min_size,)
+        if stream is not None:
+            query += " AND stream = %s"
+            params = (min_size, stream)
+        query += " ORDER BY stream, size, created_at, id"
+        return [_checkpoint(r) for r in self._query(query, params)]
+
+    def latest_checkpoint(self, stream: str) -> CheckpointRow | None:
+        rows = self._query(
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE stream = %s "
+            "ORDER BY size DESC, created_at DESC, id DESC LIMIT 1",
+            (stream,),
+        )
+        return _checkpoint(rows[0]) if rows else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+
+# -- opening from a store URL ----------------------------------------------------------------------
+
+SPOOL_OPTIONS = ("spool", "spool_dir", "spool_max_bytes")
+
+
+def split_options(url: str) -> tuple[str, dict[str, str]]:
+    """Take mcp-notary's own query parameters (`spool=off`, `spool_dir=`, `spool_max_bytes=`)
+    out of `url`, leaving a URL libpq accepts."""
+    parts = urlsplit(url)
+    ours: dict[str, str] = {}
+    theirs: list[tuple[str, str]] = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key in SPOOL_OPTIONS:
+            ours[key] = value
+        else:
+            theirs.append((key, value))
+    return urlunsplit(parts._replace(query=urlencode(theirs, quote_via=quote))), ours
+
+
+def default_spool_dir(url: str) -> Path:
+    """A spool directory per target database (and schema), so a spool is only ever drained
+    into the store its rows were meant for."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    target = "|".join(str(info.get(k, "")) for k in ("host", "port", "dbname", "options"))
+    digest = hashlib.sha256(target.encode()).hexdigest()[:16]
+    return Path(platformdirs.user_state_dir("mcp-notary")) / "spool" / digest
+
+
+def open_postgres(url: str, *, readonly: bool = False) -> Store:
+    """A `PostgresStore` for `url`; a writable one spools locally through outages unless the
+    URL says `spool=off`."""
+    libpq_url, options = split_options(url)
+    store = PostgresStore(libpq_url, readonly=readonly)
+    if readonly or options.get("spool", "on") == "off":
+        return store
+    max_bytes = options.get("spool_max_bytes", str(DEFAULT_MAX_BYTES))
+    if not max_bytes.isdigit():
+        store.close()
+        raise ConfigError(f"spool_max_bytes must be a number of bytes, not {max_bytes!r}")
+    directory = Path(options["spool_dir"]) if "spool_dir" in options else None
+    try:
+        return SpoolingStore(
+            store,
+            (directory or default_spool_dir(libpq_url)).expanduser(),
+            max_bytes=int(max_bytes),
+        )
+    except OSError as exc:
+        store.close()
+        raise StoreError(f"cannot open the audit spool: {exc}") from exc

@@ -1,0 +1,159 @@
+"""Crash consistency on SQLite and PostgreSQL with real processes: `kill -9` of a `wrap` under
+load at a random moment. In strict mode no event is lost whose response reached the client; in
+batched mode only a tail within the batch window. The next start closes the dead streams
+(`ended_uncleanly`, the recorded unclean-shutdown gap) and the whole trail verifies.
+
+Trials: $MCP_NOTARY_CRASH_TRIALS (default 5, so the suite stays fast; the issue's full run is
+100: `MCP_NOTARY_CRASH_TRIALS=100 pytest tests/capture/test_postgres_crash.py`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e_notary import Notary
+from e2e_rawclient import RawPipeClient, descendants
+from pgtest import pg_schema
+
+from mcp_notary.errors import StoreError
+from mcp_notary.ledger.stores import open_store
+
+TRIALS = int(os.environ.get("MCP_NOTARY_CRASH_TRIALS", "5"))
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "crash-test", "version": "1"},
+    },
+}
+
+
+def call(i: int) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": i,
+        "method": "tools/call",
+        "params": {"name": "get_current_time", "arguments": {"timezone": "UTC"}},
+    }
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield str(tmp_path / "audit.db")
+        return
+    with pg_schema("crash") as url:
+        yield f"{url}&spool_dir={tmp_path / 'spool'}"
+
+
+def answered_ids(client: RawPipeClient) -> set[int]:
+    return {
+        m["id"]
+        for m in client.messages()
+        if isinstance(m, dict) and "result" in m and isinstance(m.get("id"), int) and m["id"]
+    }
+
+
+def crash_once(argv: list[str], env: dict[str, str], rng: random.Random) -> tuple[str, set[int]]:
+    """Run one proxy under load, SIGKILL it at a random moment; return what was answered."""
+    client = RawPipeClient(argv, env)
+    stop = threading.Event()
+    try:
+        assert "result" in client.request(INIT)
+        client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+        def load() -> None:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                with contextlib.suppress(OSError, AssertionError):
+                    client.request(call(i), timeout=5)
+
+        threading.Thread(target=load, daemon=True).start()
+        time.sleep(rng.uniform(0.2, 1.2))
+        children = descendants(client.pid)
+        os.kill(client.pid, signal.SIGKILL)  # wrap first: no chance to flush or say goodbye
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        client.proc.wait(10)
+        stop.set()
+        time.sleep(0.1)  # let the reader thread take the last bytes the pipe held
+        return client.stderr.decode(errors="replace"), answered_ids(client)
+    finally:
+        stop.set()
+        client.kill_tree()
+
+
+@pytest.mark.timeout(60 + 10 * TRIALS)
+@pytest.mark.parametrize("durability", ["strict", "batched"])
+def test_kill9_loses_nothing_answered_in_strict_mode_and_only_a_tail_in_batched(
+    notary: Notary, time_cmd: list[str], store_url: str, durability: str
+) -> None:
+    url = store_url
+    argv = notary.wrap_argv(time_cmd, options=["--store", url, "--durability", durability])
+    rng = random.Random(int(os.environ.get("MCP_NOTARY_CRASH_SEED", "9")))
+    answered_total = 0
+    for trial in range(TRIALS):
+        before = stored_streams(url)
+        _, answered = crash_once(argv, notary.env(), rng)
+        streams = stored_streams(url)
+        new = set(streams) - set(before)
+        assert len(new) == 1, f"trial {trial}: expected one new stream, got {new}"
+        (stream,) = new
+        calls = {e["jsonrpc_id"] for e in streams[stream] if e["kind"] == "call"}
+        missing = answered - calls
+        if durability == "strict":
+            assert not missing, f"trial {trial}: answered but not stored: {sorted(missing)}"
+        else:
+            # Batched: a response may overtake its record by at most the batch window, so
+            # only the last calls can be lost: a tail, never a hole.
+            assert all(m > max(calls, default=0) for m in missing), (trial, sorted(missing))
+            assert len(missing) <= 20, (trial, sorted(missing))
+        seqs = sorted(e["seq"] for e in streams[stream])
+        assert seqs == list(range(1, len(seqs) + 1)), f"trial {trial}: gap in {stream}"
+        answered_total += len(answered)
+    assert answered_total > TRIALS  # the load really ran
+
+    # A clean run closes every dead stream and seals it; then the whole trail verifies.
+    with RawPipeClient(argv, notary.env()) as client:
+        assert "result" in client.request(INIT)
+        client.close_stdin()
+        assert client.wait(30) == 0
+    streams = stored_streams(url)
+    unclean = [
+        e
+        for events in streams.values()
+        for e in events
+        if (e.get("details") or {}).get("phase") == "ended_uncleanly"
+    ]
+    assert len(unclean) == TRIALS
+    proc = notary.run("verify", "--store", url, timeout=120)
+    assert proc.returncode == 0, proc.stdout.decode()[-3000:] + proc.stderr.decode()[-3000:]
+
+
+def stored_streams(url: str) -> dict[str, list[dict[str, Any]]]:
+    """Every stored event, by stream, read through the store interface (read-only)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    try:
+        store = open_store(url, readonly=True)
+    except StoreError:
+        return out  # not created yet
+    try:
+        for stream in store.stream_names():
+            out[stream] = [json.loads(r.body) for r in store.scan(stream)]
+    finally:
+        store.close()
+    return out
