@@ -29,8 +29,9 @@ from mcp_notary.ledger.checkpointer import (
     seal_stream,
 )
 from mcp_notary.ledger.keys import load_or_create_signing_key
+from mcp_notary.ledger.spool import SpoolingStore
 from mcp_notary.ledger.store import Store, StreamHead, StreamInfo, prepare_row
-from mcp_notary.ledger.writer import LedgerWriter
+from mcp_notary.ledger.writer import BATCH_MAX_WAIT_S, LedgerWriter
 from mcp_notary.redact.api import Redactor
 
 Durability = Literal["batched", "strict"]
@@ -138,7 +139,12 @@ class AuditRecorder:
             head=StreamHead(),
             on_recovered=self._record_recovery,
             on_committed=self._checkpointer.committed if self._checkpointer else None,
+            max_wait_s=0.0 if self.durability == "strict" else BATCH_MAX_WAIT_S,
         )
+        if isinstance(self.store, SpoolingStore):
+            # A database outage the spool rides out is still bracketed in the chain itself
+            # (`audit_degraded` ... `audit_recovered`, PCI DSS 10.7.2).
+            self.store.on_outage = self._record_outage
         if announce:
             self.lifecycle(
                 "started",
@@ -235,6 +241,9 @@ class AuditRecorder:
             details={"detector": "checkpointer", "message": message[:1000]},
         )
         self._submit_draft_without_payload(draft)
+
+    def _record_outage(self, what: str, details: dict[str, Any]) -> None:
+        self.lifecycle(f"audit_{what}", details)
 
     def _record_recovery(self, error: str, seconds: float) -> None:
         self.lifecycle("store_recovered", {"error": error[:500], "outage_s": round(seconds, 3)})

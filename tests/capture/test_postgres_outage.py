@@ -125,6 +125,9 @@ def test_outage_under_load_loses_nothing(
     assert ids == sorted(answered), "every answered call is stored exactly once"
     seqs = sorted(e["seq"] for e in events)
     assert seqs == list(range(1, len(seqs) + 1)), "no gap in the chain"
+    phases = [(e["details"] or {}).get("phase") for e in sorted(events, key=lambda e: e["seq"])]
+    assert "audit_degraded" in phases and "audit_recovered" in phases, "outage not in the chain"
+    assert phases.index("audit_degraded") < phases.index("audit_recovered")
     assert list((tmp_path / "spool").glob("*.spool")) == []  # drained and removed
     proc = notary.run("verify", "--store", pg_url, timeout=120)
     assert proc.returncode == 0, proc.stdout.decode()[-3000:] + proc.stderr.decode()[-3000:]

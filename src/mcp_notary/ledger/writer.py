@@ -56,6 +56,7 @@ class LedgerWriter:
         head: StreamHead | None = None,
         on_recovered: Callable[[str, float], None] | None = None,
         on_committed: Callable[[Sequence[EventRow]], None] | None = None,
+        max_wait_s: float = BATCH_MAX_WAIT_S,
     ) -> None:
         self.store = store
         self.stream = stream
@@ -63,6 +64,9 @@ class LedgerWriter:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._on_recovered = on_recovered
         self._on_committed = on_committed
+        # How long to hold a batch open for more events. Strict callers wait on every commit,
+        # so they pass 0: a batch is then whatever queued up during the previous commit.
+        self._max_wait_s = max_wait_s
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="mcp-notary-writer", daemon=True)
         self._thread.start()
@@ -106,12 +110,12 @@ class LedgerWriter:
         shutdown_failures = 0
         while not (stopping and not pending):
             if not stopping:
-                # Block for the first event, then gather more for up to BATCH_MAX_WAIT_S.
+                # Block for the first event, then gather more for up to `max_wait_s`.
                 try:
                     item = self._queue.get(timeout=RETRY_INTERVAL_S if pending else None)
                 except queue.Empty:
                     item = None
-                deadline = time.monotonic() + BATCH_MAX_WAIT_S
+                deadline = time.monotonic() + self._max_wait_s
                 while item is not None:
                     if item is _STOP:
                         stopping = True
