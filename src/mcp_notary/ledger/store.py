@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from mcp_notary.events.model import AuditEvent
 from mcp_notary.ledger.canonical import GENESIS_HASH, canonical_bytes, chain_hash
@@ -85,6 +85,35 @@ class EventFilter:
     stream: str | None = None
     since: str | None = None
     until: str | None = None
+
+
+def find_query(
+    where: EventFilter, limit: int | None, columns: str, placeholder: str
+) -> tuple[str, list[Any]]:
+    """The SQL of `Store.find` (newest first, so a limit keeps the newest; callers reverse) with
+    its parameters, in the backend's `placeholder` style: one definition for every backend."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, op, value in (
+        ("tool", "=", where.tool),
+        ("principal_id", "=", where.principal),
+        ("outcome", "=", where.outcome),
+        ("kind", "=", where.kind),
+        ("stream", "=", where.stream),
+        ("timestamp", ">=", where.since),
+        ("timestamp", "<", where.until),
+    ):
+        if value is not None:
+            clauses.append(f"{column} {op} {placeholder}")
+            params.append(value)
+    sql = f"SELECT {columns} FROM events"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    sql += " ORDER BY timestamp DESC, stream DESC, seq DESC"
+    if limit is not None:
+        sql += f" LIMIT {placeholder}"
+        params.append(limit)
+    return sql, params
 
 
 def prepare_row(event: AuditEvent, stream: str, head: StreamHead) -> EventRow:

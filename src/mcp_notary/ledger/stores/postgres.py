@@ -30,6 +30,7 @@ from mcp_notary.ledger.store import (
     Store,
     StreamHead,
     StreamInfo,
+    find_query,
 )
 from mcp_notary.ledger.stores.pg_migrations import (
     BOOTSTRAP,
@@ -280,32 +281,8 @@ class PostgresStore:
             next_seq = rows[-1][1] + 1
 
     def find(self, where: EventFilter, limit: int | None = None) -> list[EventRow]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("tool", where.tool),
-            ("principal_id", where.principal),
-            ("outcome", where.outcome),
-            ("kind", where.kind),
-            ("stream", where.stream),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = %s")
-                params.append(value)
-        if where.since is not None:
-            clauses.append("timestamp >= %s")
-            params.append(where.since)
-        if where.until is not None:
-            clauses.append("timestamp < %s")
-            params.append(where.until)
-        query = f"SELECT {_ROW_COLUMNS} FROM events"
-        if clauses:
-            query += " WHERE " + " AND ".join(clauses)
-        query += " ORDER BY timestamp DESC, stream DESC, seq DESC"
-        if limit is not None:
-            query += " LIMIT %s"
-            params.append(limit)
-        return [_row(r) for r in reversed(self._query(query, params))]
+        sql, params = find_query(where, limit, _ROW_COLUMNS, "%s")
+        return [_row(r) for r in reversed(self._query(sql, params))]
 
     def get(self, event_id: str) -> EventRow | None:
         rows = self._query(

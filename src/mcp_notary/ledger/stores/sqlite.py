@@ -17,6 +17,7 @@ from mcp_notary.ledger.store import (
     LeafRecord,
     StreamHead,
     StreamInfo,
+    find_query,
 )
 
 _SCHEMA = """
@@ -248,31 +249,7 @@ class SQLiteStore:
             next_seq = rows[-1][1] + 1
 
     def find(self, where: EventFilter, limit: int | None = None) -> list[EventRow]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("tool", where.tool),
-            ("principal_id", where.principal),
-            ("outcome", where.outcome),
-            ("kind", where.kind),
-            ("stream", where.stream),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if where.since is not None:
-            clauses.append("timestamp >= ?")
-            params.append(where.since)
-        if where.until is not None:
-            clauses.append("timestamp < ?")
-            params.append(where.until)
-        sql = f"SELECT {_ROW_COLUMNS} FROM events"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY timestamp DESC, stream DESC, seq DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
+        sql, params = find_query(where, limit, _ROW_COLUMNS, "?")
         return [_row(r) for r in reversed(self._query(sql, params))]
 
     def get(self, event_id: str) -> EventRow | None:
