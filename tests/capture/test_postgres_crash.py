@@ -21,32 +21,14 @@ from typing import Any
 
 import pytest
 from e2e_notary import Notary
-from e2e_rawclient import RawPipeClient, descendants
+from e2e_rawclient import INIT, RawPipeClient, descendants, time_call
 from pgtest import pg_schema
 
 from mcp_notary.errors import StoreError
 from mcp_notary.ledger.stores import open_store
 
 TRIALS = int(os.environ.get("MCP_NOTARY_CRASH_TRIALS", "5"))
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 0,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "crash-test", "version": "1"},
-    },
-}
 
-
-def call(i: int) -> dict[str, Any]:
-    return {
-        "jsonrpc": "2.0",
-        "id": i,
-        "method": "tools/call",
-        "params": {"name": "get_current_time", "arguments": {"timezone": "UTC"}},
-    }
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -79,7 +61,7 @@ def crash_once(argv: list[str], env: dict[str, str], rng: random.Random) -> tupl
             while not stop.is_set():
                 i += 1
                 with contextlib.suppress(OSError, AssertionError):
-                    client.request(call(i), timeout=5)
+                    client.request(time_call(i), timeout=5)
 
         threading.Thread(target=load, daemon=True).start()
         time.sleep(rng.uniform(0.2, 1.2))

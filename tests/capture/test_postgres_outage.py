@@ -18,29 +18,11 @@ from typing import Any
 import psycopg
 import pytest
 from e2e_notary import Notary
-from e2e_rawclient import RawPipeClient
+from e2e_rawclient import INIT, RawPipeClient, time_call
 from pgtest import ADMIN_URL, pg_schema
 
 OUTAGE_S = 3.0
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 0,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "outage-test", "version": "1"},
-    },
-}
 
-
-def call(i: int) -> dict[str, Any]:
-    return {
-        "jsonrpc": "2.0",
-        "id": i,
-        "method": "tools/call",
-        "params": {"name": "get_current_time", "arguments": {"timezone": "UTC"}},
-    }
 
 
 def cluster() -> str:
@@ -93,7 +75,7 @@ def test_outage_under_load_loses_nothing(
             i = 0
             while not stop.is_set():
                 i += 1
-                if "result" in client.request(call(i), timeout=30):
+                if "result" in client.request(time_call(i), timeout=30):
                     answered.append(i)
                 time.sleep(0.005)
 
@@ -148,7 +130,7 @@ def run_outage(
             i = 0
             while not stop.is_set():
                 i += 1
-                replies[i] = client.request(call(i), timeout=30)
+                replies[i] = client.request(time_call(i), timeout=30)
                 time.sleep(0.005)
 
         loader = threading.Thread(target=load, daemon=True)

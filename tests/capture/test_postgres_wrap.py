@@ -11,28 +11,8 @@ from typing import Any
 import psycopg
 import pytest
 from e2e_notary import Notary
-from e2e_rawclient import RawPipeClient
+from e2e_rawclient import INIT, RawPipeClient, time_call
 from pgtest import pg_schema
-
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 0,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "postgres-test", "version": "1"},
-    },
-}
-
-
-def call(i: int) -> dict[str, Any]:
-    return {
-        "jsonrpc": "2.0",
-        "id": i,
-        "method": "tools/call",
-        "params": {"name": "get_current_time", "arguments": {"timezone": "UTC"}},
-    }
 
 
 @pytest.fixture
@@ -56,7 +36,7 @@ def run_proxy(notary: Notary, time_cmd: list[str], url: str, calls: int) -> RawP
 def finish(client: RawPipeClient, calls: int, timeout: float) -> None:
     """Pipeline `calls` tool calls, wait for every response, then close like a client."""
     for i in range(1, calls + 1):
-        client.send(call(i))
+        client.send(time_call(i))
     client.response_to(calls, timeout=timeout)
     client.close_stdin()
     assert client.wait(timeout) == 0, client.stderr.decode(errors="replace")[-2000:]
@@ -92,7 +72,7 @@ def test_many_writers_into_one_database(notary: Notary, time_cmd: list[str], pg_
     try:
         for client in clients:
             for i in range(1, CALLS + 1):
-                client.send(call(i))
+                client.send(time_call(i))
         for client in clients:
             # Every call answered before the client says goodbye: none is abandoned.
             deadline = time.monotonic() + 90

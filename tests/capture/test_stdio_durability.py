@@ -11,27 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from e2e_notary import Notary
-from e2e_rawclient import RawPipeClient, wait_until
-
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 0,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "durability-test", "version": "1"},
-    },
-}
-
-
-def call(i: int) -> dict[str, Any]:
-    return {
-        "jsonrpc": "2.0",
-        "id": i,
-        "method": "tools/call",
-        "params": {"name": "get_current_time", "arguments": {"timezone": "UTC"}},
-    }
+from e2e_rawclient import INIT, RawPipeClient, time_call, wait_until
 
 
 def handshake(client: RawPipeClient) -> None:
@@ -53,7 +33,7 @@ def test_kill9_is_found_and_recorded_by_the_next_start(
     with RawPipeClient(notary.wrap_argv(time_cmd, store=store_path), notary.env()) as first:
         handshake(first)
         for i in range(1, 6):
-            assert "result" in first.request(call(i))
+            assert "result" in first.request(time_call(i))
         assert wait_until(
             lambda: (
                 store_path.exists()
@@ -95,7 +75,7 @@ def test_several_wraps_write_one_store_without_breaking_any_chain(
             with RawPipeClient(notary.wrap_argv(time_cmd, store=store_path), notary.env()) as c:
                 handshake(c)
                 for i in range(1, calls_each + 1):
-                    assert "result" in c.request(call(i))
+                    assert "result" in c.request(time_call(i))
                 c.close_stdin()
                 assert c.wait(30) == 0
         except BaseException as exc:  # surfaced below, in the test's thread
@@ -129,17 +109,17 @@ def test_strict_mode_refuses_calls_while_the_store_is_locked(
     argv = notary.wrap_argv(time_cmd, options=["--store", url, "--durability", "strict"])
     with RawPipeClient(argv, notary.env()) as client:
         handshake(client)
-        assert "result" in client.request(call(1))
+        assert "result" in client.request(time_call(1))
         locker = sqlite3.connect(store_path, isolation_level=None)
         locker.execute("BEGIN EXCLUSIVE")
         try:
-            refused = client.request(call(2), timeout=30)
+            refused = client.request(time_call(2), timeout=30)
         finally:
             locker.execute("ROLLBACK")
             locker.close()
         assert refused["error"]["code"] == -32003
         assert "audit store unavailable" in refused["error"]["message"]
-        assert "result" in client.request(call(3), timeout=30)
+        assert "result" in client.request(time_call(3), timeout=30)
         client.close_stdin()
         assert client.wait(30) == 0
     events = stored(store_path)
@@ -158,7 +138,7 @@ def test_sigterm_flushes_and_records_the_stop(
     with RawPipeClient(notary.wrap_argv(time_cmd, store=store_path), notary.env()) as client:
         handshake(client)
         for i in range(1, 4):
-            assert "result" in client.request(call(i))
+            assert "result" in client.request(time_call(i))
         client.signal(signal.SIGTERM)
         client.wait(30)
     events = stored(store_path)

@@ -219,3 +219,26 @@ def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.05) ->
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+# -- canned traffic for mcp-server-time --------------------------------------------------------
+INIT: dict[str, Any] = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "mcp-notary-tests", "version": "1"},
+    },
+}
+
+
+def time_call(i: int) -> dict[str, Any]:
+    """`tools/call get_current_time` with JSON-RPC id `i`."""
+    return {
+        "jsonrpc": "2.0",
+        "id": i,
+        "method": "tools/call",
+        "params": {"name": "get_current_time", "arguments": {"timezone": "UTC"}},
+    }
