@@ -52,7 +52,7 @@ def cli() -> None:
 
 def main() -> None:
     from mcp_notary.cli.demo import demo
-    from mcp_notary.cli.keys import rotate_key
+    from mcp_notary.cli.keys import rotate_key, rotate_redaction_key
     from mcp_notary.cli.prove import prove, verify_proof
     from mcp_notary.cli.proxy import proxy
     from mcp_notary.cli.read import events, show
@@ -60,7 +60,7 @@ def main() -> None:
     from mcp_notary.cli.watch import watch
     from mcp_notary.cli.wrap import wrap
 
-    tamper_evidence = (verify, prove, verify_proof, watch, rotate_key)
+    tamper_evidence = (verify, prove, verify_proof, watch, rotate_key, rotate_redaction_key)
     for command in (wrap, proxy, events, show, *tamper_evidence, demo):
         cli.add_command(command)
     from mcp_notary.cli.access import access
