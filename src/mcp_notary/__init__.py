@@ -11,9 +11,21 @@ from typing import Any
 __all__ = ["install"]
 
 
-def install(server: Any, **options: Any) -> Any:
-    """Audit every message `server` handles; see `mcp_notary.capture.middleware.install`."""
+def install(
+    server: Any,
+    *,
+    store: str | None = None,
+    recorder: Any = None,
+    server_name: str | None = None,
+    config_path: str | None = None,
+) -> Any:
+    """Audit every message `server` handles. `server` is an `mcp` 2.x `MCPServer` or low-level
+    `Server`, or a `fastmcp.FastMCP`. Events go to `recorder` if given (anything with the
+    `AuditRecorder.record` signature), else to a new `AuditRecorder` on `store` (default: the
+    configured store), started now and closed at interpreter exit. Returns the middleware."""
     # Imported on use, so `import mcp_notary` stays cheap for the CLI and the read side.
-    from mcp_notary.capture.middleware import install as _install
+    from mcp_notary.capture.middleware import attach
+    from mcp_notary.recorder import recorder_for_server
 
-    return _install(server, **options)
+    sink = recorder or recorder_for_server(server, store, server_name, config_path)
+    return attach(server, sink)

@@ -6,6 +6,7 @@ Every capture path (stdio relay now; HTTP proxy and middleware later) hands its 
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import socket
@@ -17,9 +18,10 @@ from typing import Any, Literal
 
 from mcp_notary.anchor import open_anchor
 from mcp_notary.capture.pairing import Exchange, SessionFacts
+from mcp_notary.config import NotaryConfig
 from mcp_notary.errors import NotaryError, StoreError
 from mcp_notary.events.build import CaptureContext, build_draft
-from mcp_notary.events.model import EventDraft, Kind, Outcome, Principal, payload_free_event
+from mcp_notary.events.model import EventDraft, Principal, payload_free_event
 from mcp_notary.ids import new_event_id, utc_timestamp
 from mcp_notary.ledger.checkpointer import (
     DEFAULT_INTERVAL_S,
@@ -33,6 +35,8 @@ from mcp_notary.ledger.spool import SpoolingStore
 from mcp_notary.ledger.store import Store, StreamHead, StreamInfo, prepare_row
 from mcp_notary.ledger.writer import BATCH_MAX_WAIT_S, LedgerWriter
 from mcp_notary.redact.api import Redactor
+from mcp_notary.redact.policy import PolicyRedactor, RedactionPolicy
+from mcp_notary.vocabulary import Direction, Kind, Outcome
 
 Durability = Literal["batched", "strict"]
 
@@ -65,6 +69,11 @@ def _last_phase(store: Store, stream: str, head: StreamHead) -> str | None:
     details = json.loads(last.body).get("details") or {}
     phase = details.get("phase")
     return phase if isinstance(phase, str) else None
+
+
+def redactor_from_config(config: NotaryConfig) -> PolicyRedactor:
+    """The redactor a `mcp-notary.toml` asks for (defaults without one); reads the key file."""
+    return PolicyRedactor.from_config(RedactionPolicy.from_mapping(config.redaction))
 
 
 def key_file_checkpointing(
@@ -185,15 +194,22 @@ class AuditRecorder:
         principal: Principal | None = None,
         method: str | None = None,
         outcome: Outcome | None = None,
+        tool: str | None = None,
+        jsonrpc_id: str | int | None = None,
+        direction: Direction | None = None,
     ) -> Future[Any]:
-        """Submit a payload-free event of `kind` (e.g. the read side's `audit_access`) on behalf
-        of `principal` (default: this recorder's); the future resolves when it is durable."""
+        """Submit a payload-free event of `kind` (the read side's `audit_access`, the proxy's
+        `auth` refusals) on behalf of `principal` (default: this recorder's); the future
+        resolves when it is durable."""
         draft = EventDraft(
             kind=kind,
             timestamp=utc_timestamp(),
             principal=principal or self.context.principal,
             transport=self.context.transport,
             method=method,
+            tool=tool,
+            jsonrpc_id=jsonrpc_id,
+            direction=direction,
             outcome=outcome,
             details=details,
         )
@@ -295,3 +311,35 @@ class AuditRecorder:
             failed.set_exception(StoreError("recorder is not started"))
             return failed
         return self._writer.submit(event)
+
+
+def recorder_for_server(
+    server: Any, store: str | None, server_name: str | None, config_path: str | None
+) -> AuditRecorder:
+    """A started recorder for an in-process server (`mcp_notary.install`), closed at exit."""
+    from mcp_notary.capture.middleware import TRANSPORT
+    from mcp_notary.identity.local import launch_facts, os_principal
+    from mcp_notary.ledger.stores import open_store
+
+    config = NotaryConfig.load(config_path)
+    name = server_name or getattr(server, "name", None)
+    recorder = AuditRecorder(
+        open_store(store or config.store),
+        redactor_from_config(config),
+        CaptureContext(
+            principal=os_principal(),  # the process owner, when no token says otherwise
+            transport=TRANSPORT,
+            server_name=name if isinstance(name, str) else None,
+            launch=launch_facts(),
+        ),
+        stream_label=name if isinstance(name, str) else None,
+        checkpointing=key_file_checkpointing(),
+    )
+    recorder.start()
+
+    def close() -> None:
+        recorder.close("interpreter_exit")
+        recorder.store.close()
+
+    atexit.register(close)
+    return recorder

@@ -33,10 +33,10 @@ def capture_events(
 ) -> Iterator[list[dict[str, Any]]]:
     """Collect the events every installed audit middleware records while the block runs."""
     if redactor is None:
-        from mcp_notary.cli.common import make_redactor
         from mcp_notary.config import NotaryConfig
+        from mcp_notary.recorder import redactor_from_config
 
-        redactor = make_redactor(NotaryConfig())
+        redactor = redactor_from_config(NotaryConfig())
     context = CaptureContext(
         principal=Principal("unknown", "unknown", "none"),
         transport=TRANSPORT,

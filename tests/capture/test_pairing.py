@@ -8,7 +8,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mcp_notary.capture.pairing import Direction, Exchange, Pairer, WireMessage, parse_line
+from mcp_notary.capture.pairing import Exchange, Pairer, WireMessage, parse_line
+from mcp_notary.vocabulary import Direction
 
 C2S: Direction = "client_to_server"
 S2C: Direction = "server_to_client"

@@ -199,16 +199,15 @@ def test_outage_events_can_bracket_the_outage_in_the_chain(
 ) -> None:
     """The wiring a recorder uses: `on_outage` -> lifecycle events, which land in the chain
     (through the spool) between the last batch before and the first batch after the outage."""
-    from mcp_notary.cli.common import make_redactor
     from mcp_notary.config import NotaryConfig
     from mcp_notary.events.build import CaptureContext
     from mcp_notary.events.model import Principal
-    from mcp_notary.recorder import AuditRecorder
+    from mcp_notary.recorder import AuditRecorder, redactor_from_config
 
     store = SpoolingStore(inner, tmp_path / "spool")
     recorder = AuditRecorder(
         store,
-        make_redactor(NotaryConfig()),
+        redactor_from_config(NotaryConfig()),
         CaptureContext(principal=Principal("t", "user", "config"), transport="stdio"),
     )
     recorder.start()

@@ -32,10 +32,9 @@ from mcp_notary.capture.http_audit import (
 )
 from mcp_notary.capture.pairing import Exchange, WireMessage, parse_line
 from mcp_notary.capture.sse import DEFAULT_MAX_EVENT, SSEParser
-from mcp_notary.events.model import EventDraft, Kind, Outcome
 from mcp_notary.identity.bearer import AuthDecision, BearerAuthenticator
 from mcp_notary.identity.principal import Principal
-from mcp_notary.ids import utc_timestamp
+from mcp_notary.vocabulary import Kind, Outcome
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -282,19 +281,16 @@ class AuditingProxy:
         assert isinstance(params, dict)
         method = obj.get("method") if isinstance(obj.get("method"), str) else None
         request_id = obj.get("id")
-        draft = EventDraft(
-            kind=kind,
-            timestamp=utc_timestamp(),
-            method=method,
-            tool=params.get("name") if method == "tools/call" else None,
+        self.sink.record_event(
+            kind,
+            {**facts.details(), **(details or {})},
             principal=principal,
-            transport="http",
-            direction="client_to_server",
-            jsonrpc_id=request_id if isinstance(request_id, str | int) else None,
+            method=method,
             outcome=outcome,
-            details={**facts.details(), **(details or {})},
+            tool=params.get("name") if method == "tools/call" else None,
+            jsonrpc_id=request_id if isinstance(request_id, str | int) else None,
+            direction="client_to_server",
         )
-        self.sink.record_draft(draft)
 
     # -- forwarding ------------------------------------------------------------------------
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from mcp_notary.capture.pairing import Exchange, Pairer, SessionFacts, WireMessage
-from mcp_notary.events.model import EventDraft, Outcome
 from mcp_notary.identity.principal import Principal
+from mcp_notary.vocabulary import Direction, Kind, Outcome
 
 MAX_SESSIONS = 10_000
 MAX_CORRELATIONS = 100_000
@@ -37,7 +37,18 @@ class HttpSink(Protocol):
         outcome: Outcome | None = None,
     ) -> Any: ...
 
-    def record_draft(self, draft: EventDraft) -> Any: ...
+    def record_event(
+        self,
+        kind: Kind,
+        details: dict[str, Any],
+        *,
+        principal: Principal | None = None,
+        method: str | None = None,
+        outcome: Outcome | None = None,
+        tool: str | None = None,
+        jsonrpc_id: str | int | None = None,
+        direction: Direction | None = None,
+    ) -> Any: ...
 
 
 class BoundedDict(OrderedDict[str, str]):

@@ -295,23 +295,10 @@ def _safe(get: Callable[[], Any]) -> Any:
 # -- installing ------------------------------------------------------------------------------
 
 
-def install(
-    server: Any,
-    *,
-    store: str | None = None,
-    recorder: Any = None,
-    server_name: str | None = None,
-    config_path: str | None = None,
-) -> Any:
-    """Audit every message `server` handles. `server` is an `mcp` 2.x `MCPServer` or low-level
-    `Server`, or a `fastmcp.FastMCP`. Events go to `recorder` if given (anything with the
-    `AuditRecorder.record` signature), else to a new `AuditRecorder` on `store` (default: the
-    configured store), started now and closed at interpreter exit. Returns the middleware."""
-    sink = (
-        recorder
-        if recorder is not None
-        else _default_recorder(server, store, server_name, config_path)
-    )
+def attach(server: Any, sink: Any) -> Any:
+    """Audit every message `server` handles into `sink` (anything with the
+    `AuditRecorder.record` signature). `server` is an `mcp` 2.x `MCPServer` or low-level
+    `Server`, or a `fastmcp.FastMCP`. Returns the middleware."""
     if _is_fastmcp(server):
         middleware = fastmcp_middleware(sink)
         server.add_middleware(middleware)
@@ -329,41 +316,3 @@ def install(
 
 def _is_fastmcp(server: Any) -> bool:
     return any(cls.__module__.startswith("fastmcp.") for cls in type(server).__mro__)
-
-
-def _default_recorder(
-    server: Any, store: str | None, server_name: str | None, config_path: str | None
-) -> Any:
-    # Imported here: capture sits left of the recorder and ledger in the pipeline; only this
-    # convenience entry point wires the whole pipeline together.
-    import atexit
-
-    from mcp_notary.cli.common import make_redactor
-    from mcp_notary.config import NotaryConfig
-    from mcp_notary.events.build import CaptureContext
-    from mcp_notary.identity.local import launch_facts, os_principal
-    from mcp_notary.ledger.stores import open_store
-    from mcp_notary.recorder import AuditRecorder, key_file_checkpointing
-
-    config = NotaryConfig.load(config_path)
-    name = server_name or getattr(server, "name", None)
-    recorder = AuditRecorder(
-        open_store(store or config.store),
-        make_redactor(config),
-        CaptureContext(
-            principal=os_principal(),  # the process owner, when no token says otherwise
-            transport=TRANSPORT,
-            server_name=name if isinstance(name, str) else None,
-            launch=launch_facts(),
-        ),
-        stream_label=name if isinstance(name, str) else None,
-        checkpointing=key_file_checkpointing(),
-    )
-    recorder.start()
-
-    def close() -> None:
-        recorder.close("interpreter_exit")
-        recorder.store.close()
-
-    atexit.register(close)
-    return recorder

@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 from mcp_notary.identity.principal import Principal
 from mcp_notary.ids import new_event_id
+from mcp_notary.vocabulary import Direction
 
 MODERN_META_PREFIX = "io.modelcontextprotocol/"
-Direction = Literal["client_to_server", "server_to_client"]
 Problem = Literal[
     "not_utf8", "invalid_json", "not_jsonrpc", "oversized", "unmatched_response", "duplicate_id"
 ]

@@ -22,13 +22,13 @@ from typing import Any, BinaryIO, Protocol
 
 from mcp_notary.capture.framing import DEFAULT_MAX_AUDITED_LINE, Frame, LineFramer
 from mcp_notary.capture.pairing import (
-    Direction,
     Exchange,
     Pairer,
     SessionFacts,
     WireMessage,
     parse_line,
 )
+from mcp_notary.vocabulary import Direction
 
 READ_SIZE = 1 << 20
 STRICT_COMMIT_TIMEOUT_S = 10.0

@@ -17,7 +17,6 @@ from mcp_notary.capture.http import (
     AuditingProxy,
     ProxySettings,
 )
-from mcp_notary.cli.common import make_redactor
 from mcp_notary.cli.main import store_option
 from mcp_notary.config import NotaryConfig
 from mcp_notary.errors import ConfigError
@@ -26,7 +25,7 @@ from mcp_notary.identity.bearer import BearerAuthenticator
 from mcp_notary.identity.principal import Principal
 from mcp_notary.identity.tokens import IntrospectionVerifier, JWTVerifier, TokenVerifier
 from mcp_notary.ledger.stores import open_store
-from mcp_notary.recorder import AuditRecorder, key_file_checkpointing
+from mcp_notary.recorder import AuditRecorder, key_file_checkpointing, redactor_from_config
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -143,7 +142,7 @@ def proxy(
         )
     recorder = AuditRecorder(
         open_store(store or config.store),
-        make_redactor(config),
+        redactor_from_config(config),
         CaptureContext(
             principal=Principal("unknown", "unknown", "none"),
             transport="http",

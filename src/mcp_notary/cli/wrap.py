@@ -10,14 +10,13 @@ from pathlib import Path
 import click
 
 from mcp_notary.capture.stdio import StdioRelay
-from mcp_notary.cli.common import make_redactor
 from mcp_notary.cli.main import store_option
 from mcp_notary.config import NotaryConfig
 from mcp_notary.events.build import CaptureContext
 from mcp_notary.identity.local import configured_principal, launch_facts, os_principal
 from mcp_notary.ledger.checkpointer import DEFAULT_INTERVAL_S
 from mcp_notary.ledger.stores import open_store
-from mcp_notary.recorder import AuditRecorder, key_file_checkpointing
+from mcp_notary.recorder import AuditRecorder, key_file_checkpointing, redactor_from_config
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -75,7 +74,7 @@ def wrap(
     mode = durability or config.durability
     recorder = AuditRecorder(
         open_store(store or config.store, strict=mode == "strict"),
-        make_redactor(config),
+        redactor_from_config(config),
         CaptureContext(
             principal=configured_principal(principal) if principal else os_principal(),
             transport="stdio",

@@ -8,11 +8,11 @@ payload has no typed path to storage.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from mcp_notary.capture.pairing import Direction
 from mcp_notary.identity.principal import Principal
 from mcp_notary.ids import new_event_id, utc_timestamp
+from mcp_notary.vocabulary import Direction, Kind, Outcome
 
 __all__ = [
     "KINDS",
@@ -22,6 +22,8 @@ __all__ = [
     "ClientInfo",
     "Direction",
     "EventDraft",
+    "Kind",
+    "Outcome",
     "Principal",
     "SensitiveField",
     "ServerInfo",
@@ -31,29 +33,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = "1"
-
-Kind = Literal[
-    "call",  # a completed (or abandoned) request/response exchange
-    "call_started",  # strict durability: the request was committed before it was forwarded
-    "notification",  # a JSON-RPC notification in either direction
-    "anomaly",  # bytes that were relayed but could not be audited as a message
-    "auth",  # an authentication decision the proxy made itself (e.g. a refused bearer token)
-    "lifecycle",  # proxy start/stop, unclean-shutdown records, store outages
-    "audit_access",  # a read of the audit log (audit of audits)
-    "integrity_alert",  # verification found a break
-    "key_rotation",  # a redaction or signing key changed
-]
-
-Outcome = Literal[
-    "success",
-    "tool_error",
-    "protocol_error",
-    "denied",
-    "cancelled",
-    "input_required",
-    "task",
-    "transport_error",
-]
 
 OUTCOMES: tuple[str, ...] = Outcome.__args__  # type: ignore[attr-defined]
 KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
