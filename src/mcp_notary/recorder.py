@@ -1,7 +1,8 @@
 """The audit pipeline of one capture connection: exchange -> draft -> redacted event -> ledger.
 
-Every capture path (stdio relay now; HTTP proxy and middleware later) hands its exchanges to an
-`AuditRecorder`, so events are built, redacted and appended the same way everywhere.
+Every capture path (stdio relay, HTTP proxy, in-process middleware) hands its exchanges to an
+`AuditRecorder`, so events are built, redacted, appended and checkpointed the same way
+everywhere. This is also where the pipeline is composed from configuration.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from mcp_notary.capture.pairing import Exchange, SessionFacts
 from mcp_notary.config import NotaryConfig
 from mcp_notary.errors import NotaryError, StoreError
 from mcp_notary.events.build import CaptureContext, build_draft
-from mcp_notary.events.model import EventDraft, Principal, payload_free_event
+from mcp_notary.events.model import AuditEvent, EventDraft, Principal, payload_free_event
 from mcp_notary.ids import new_event_id, utc_timestamp
 from mcp_notary.ledger.checkpointer import (
     DEFAULT_INTERVAL_S,
@@ -177,14 +178,7 @@ class AuditRecorder:
             self._checkpointer.close()  # the final checkpoint seals the stream
 
     def lifecycle(self, phase: str, details: dict[str, Any]) -> Future[Any]:
-        draft = EventDraft(
-            kind="lifecycle",
-            timestamp=utc_timestamp(),
-            principal=self.context.principal,
-            transport=self.context.transport,
-            details={"phase": phase, **details},
-        )
-        return self._submit_draft_without_payload(draft)
+        return self.record_event("lifecycle", {"phase": phase, **details})
 
     def record_event(
         self,
@@ -213,7 +207,7 @@ class AuditRecorder:
             outcome=outcome,
             details=details,
         )
-        return self._submit_draft_without_payload(draft)
+        return self._submit(payload_free_event(draft))
 
     def _close_abandoned_streams(self) -> list[tuple[str, int]]:
         """Streams whose process died without a clean stop: append an `ended_uncleanly` record
@@ -249,14 +243,9 @@ class AuditRecorder:
     def _integrity_alert(self, message: str) -> None:
         """A break found while running: say so on stderr and in this stream (never silent)."""
         _warn(f"INTEGRITY ALERT: {message}")
-        draft = EventDraft(
-            kind="integrity_alert",
-            timestamp=utc_timestamp(),
-            principal=self.context.principal,
-            transport=self.context.transport,
-            details={"detector": "checkpointer", "message": message[:1000]},
+        self.record_event(
+            "integrity_alert", {"detector": "checkpointer", "message": message[:1000]}
         )
-        self._submit_draft_without_payload(draft)
 
     def _record_outage(self, what: str, details: dict[str, Any]) -> None:
         self.lifecycle(f"audit_{what}", details)
@@ -283,29 +272,21 @@ class AuditRecorder:
             draft.details = {**(draft.details or {}), **details}
         if outcome is not None:
             draft.outcome = outcome
-        return self.record_draft(draft, session)
-
-    def record_draft(self, draft: EventDraft, session: SessionFacts | None = None) -> Future[Any]:
-        """Redact and submit a draft built by the caller (e.g. the proxy's `auth` events)."""
         if draft.method == "tools/list" and isinstance(draft.raw_result, dict):
             tools = draft.raw_result.get("tools")
             if isinstance(tools, list):
-                server = self.context.server_name or (session.server_name if session else None)
-                self.redactor.observe_tools(server, tools)
+                self.redactor.observe_tools(self.context.server_name or session.server_name, tools)
         try:
             event = self.redactor.finalize(draft)
         except Exception as exc:  # fail closed: record that redaction failed, store no payload
-            print(f"mcp-notary: redaction failed: {exc!r}", file=sys.stderr)
+            _warn(f"redaction failed: {exc!r}")
             draft.raw_params = draft.raw_result = draft.raw_error_data = None
             draft.raw_error_message = None
             draft.details = {**(draft.details or {}), "redaction_failed": type(exc).__name__}
-            return self._submit_draft_without_payload(draft)
+            event = payload_free_event(draft)
         return self._submit(event)
 
-    def _submit_draft_without_payload(self, draft: EventDraft) -> Future[Any]:
-        return self._submit(payload_free_event(draft))
-
-    def _submit(self, event: Any) -> Future[Any]:
+    def _submit(self, event: AuditEvent) -> Future[Any]:
         if self._writer is None:
             failed: Future[Any] = Future()
             failed.set_exception(StoreError("recorder is not started"))

@@ -189,5 +189,5 @@ class _NullSink:
     def record(self, exchange: Any, session: Any, **_: Any) -> None:
         return None
 
-    def record_draft(self, draft: Any) -> None:
+    def record_event(self, kind: Any, details: Any, **_: Any) -> None:
         return None
