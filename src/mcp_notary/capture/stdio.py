@@ -155,24 +155,27 @@ class StdioRelay:
 
     # -- the two directions ----------------------------------------------------------------
 
-    def _pump_client_to_server(self) -> None:
-        assert self._child is not None and self._child.stdin is not None
-        child_in = self._child.stdin.fileno()
+    def _pump(self, source: int, direction: Direction, destination: int) -> None:
+        """Relay `source` to `destination` frame by frame until end of input. Once the
+        destination is gone, frames are still audited: the peer did send them."""
         framer = LineFramer(self.max_line)
         broken = False
         while True:
             try:
-                chunk = os.read(self._client_in, READ_SIZE)
+                chunk = os.read(source, READ_SIZE)
             except OSError:
                 chunk = b""
-            frames = framer.feed(chunk) if chunk else _finished(framer)
-            for frame in frames:
-                if not broken:
-                    broken = not self._handle(frame, "client_to_server", child_in)
+            for frame in framer.feed(chunk) if chunk else _finished(framer):
+                if broken:
+                    self._audit_only(frame, direction)
                 else:
-                    self._audit_only(frame, "client_to_server")
+                    broken = not self._handle(frame, direction, destination)
             if not chunk:
-                break
+                return
+
+    def _pump_client_to_server(self) -> None:
+        assert self._child is not None and self._child.stdin is not None
+        self._pump(self._client_in, "client_to_server", self._child.stdin.fileno())
         # Client closed its end: shut the child down the way the spec tells a client to.
         self._client_gone = True
         with contextlib.suppress(OSError):
@@ -181,22 +184,7 @@ class StdioRelay:
 
     def _pump_server_to_client(self) -> None:
         assert self._child is not None and self._child.stdout is not None
-        child_out = self._child.stdout.fileno()
-        framer = LineFramer(self.max_line)
-        broken = False
-        while True:
-            try:
-                chunk = os.read(child_out, READ_SIZE)
-            except OSError:
-                chunk = b""
-            frames = framer.feed(chunk) if chunk else _finished(framer)
-            for frame in frames:
-                if not broken:
-                    broken = not self._handle(frame, "server_to_client", self._client_out)
-                else:
-                    self._audit_only(frame, "server_to_client")
-            if not chunk:
-                return
+        self._pump(self._child.stdout.fileno(), "server_to_client", self._client_out)
 
     # -- per frame -------------------------------------------------------------------------
 
