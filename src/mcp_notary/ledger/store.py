@@ -37,7 +37,8 @@ class StreamHead:
 
 @dataclass(frozen=True)
 class EventRow:
-    """One appended event: its canonical bytes plus the columns used to find it."""
+    """One appended event: its canonical bytes plus the columns used to find it. A row read
+    from SQL in `EVENT_COLUMNS` order becomes one with `EventRow.from_columns`."""
 
     stream: str
     seq: int
@@ -57,6 +58,40 @@ LeafRecord: TypeAlias = tuple[int, str, bytes, bytes, bytes]
 """``(seq, timestamp, body, leaf_hash, chain_hash)`` of one stored row, as a plain tuple: the
 verifier reads a million of these, and building a dataclass per row would cost more than
 hashing it."""
+
+
+EVENT_COLUMNS = (
+    "stream, seq, event_id, timestamp, kind, method, tool, principal_id, outcome, body, "
+    "leaf_hash, chain_hash"
+)
+"""The `events` columns in `EventRow` field order, for every backend's SELECT and INSERT."""
+
+CHECKPOINT_COLUMNS = "stream, origin, size, root, note, created_at"
+
+
+def event_row(v: Sequence[Any]) -> EventRow:
+    """An `EventRow` from SQL values in `EVENT_COLUMNS` order (BLOBs may come back as views)."""
+    return EventRow(
+        stream=v[0],
+        seq=v[1],
+        event_id=v[2],
+        timestamp=v[3],
+        kind=v[4],
+        method=v[5],
+        tool=v[6],
+        principal_id=v[7],
+        outcome=v[8],
+        body=bytes(v[9]),
+        leaf_hash=bytes(v[10]),
+        chain_hash=bytes(v[11]),
+    )
+
+
+def checkpoint_row(v: Sequence[Any]) -> CheckpointRow:
+    """A `CheckpointRow` from SQL values in `CHECKPOINT_COLUMNS` order."""
+    return CheckpointRow(
+        stream=v[0], origin=v[1], size=v[2], root=bytes(v[3]), note=bytes(v[4]), created_at=v[5]
+    )
 
 
 @dataclass(frozen=True)

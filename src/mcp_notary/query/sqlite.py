@@ -17,7 +17,10 @@ from typing import Any
 from urllib.parse import quote
 
 from mcp_notary.errors import StoreError
-from mcp_notary.ledger.store import EventRow
+from mcp_notary.ledger.store import (
+    EventRow,
+    event_row,
+)
 from mcp_notary.query.index import FTS_TABLE, Progress, SearchIndex, index_ready
 from mcp_notary.query.model import Cursor, Page, Query, QueryError, fts_expression
 
@@ -51,23 +54,6 @@ def readonly_connection(path: Path) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open audit store {path}: {exc}") from exc
     return db
-
-
-def _row(v: Sequence[Any]) -> EventRow:
-    return EventRow(
-        stream=v[0],
-        seq=v[1],
-        event_id=v[2],
-        timestamp=v[3],
-        kind=v[4],
-        method=v[5],
-        tool=v[6],
-        principal_id=v[7],
-        outcome=v[8],
-        body=bytes(v[9]),
-        leaf_hash=bytes(v[10]),
-        chain_hash=bytes(v[11]),
-    )
 
 
 def _phrase(value: str) -> str:
@@ -245,7 +231,7 @@ class SQLiteQueryEngine:
     def search(self, query: Query) -> Page:
         """One page of matches in `query.sort` order."""
         sql, params = build_search_sql(query, self.indexed, dense=self._dense(query))
-        rows = [_row(r) for r in self._fetch(sql, params)]
+        rows = [event_row(r) for r in self._fetch(sql, params)]
         if query.limit is not None and len(rows) > query.limit:
             rows = rows[: query.limit]
             return Page(rows, Cursor.after(rows[-1]).encode())
@@ -265,7 +251,7 @@ class SQLiteQueryEngine:
         rows = self._fetch(
             f"SELECT {_COLUMNS} FROM events AS e WHERE e.event_id = ? LIMIT 1", (event_id,)
         )
-        return _row(rows[0]) if rows else None
+        return event_row(rows[0]) if rows else None
 
     def activity(
         self, since: str | None, until: str | None, principal: str | None = None

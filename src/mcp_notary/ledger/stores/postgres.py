@@ -23,6 +23,8 @@ from psycopg import sql
 from mcp_notary.errors import ConfigError, StoreError, StoreVersionError
 from mcp_notary.ledger.spool import DEFAULT_MAX_BYTES, SpoolingStore, StoreUnavailableError
 from mcp_notary.ledger.store import (
+    CHECKPOINT_COLUMNS,
+    EVENT_COLUMNS,
     CheckpointRow,
     EventFilter,
     EventRow,
@@ -30,6 +32,8 @@ from mcp_notary.ledger.store import (
     Store,
     StreamHead,
     StreamInfo,
+    checkpoint_row,
+    event_row,
     find_query,
 )
 from mcp_notary.ledger.stores.pg_migrations import (
@@ -39,11 +43,6 @@ from mcp_notary.ledger.stores.pg_migrations import (
     MIGRATIONS,
 )
 
-_ROW_COLUMNS = (
-    "stream, seq, event_id, timestamp, kind, method, tool, principal_id, outcome, body, "
-    "leaf_hash, chain_hash"
-)
-_CHECKPOINT_COLUMNS = "stream, origin, size, root, note, created_at"
 CONNECT_TIMEOUT_S = 5
 _T = TypeVar("_T")
 
@@ -58,29 +57,6 @@ def redact_url(url: str) -> str:
     port = info.get("port", "")
     return f"postgresql://{info.get('user', '')}@{host}{':' if port else ''}{port}/" + str(
         info.get("dbname", "")
-    )
-
-
-def _row(v: Sequence[Any]) -> EventRow:
-    return EventRow(
-        stream=v[0],
-        seq=v[1],
-        event_id=v[2],
-        timestamp=v[3],
-        kind=v[4],
-        method=v[5],
-        tool=v[6],
-        principal_id=v[7],
-        outcome=v[8],
-        body=bytes(v[9]),
-        leaf_hash=bytes(v[10]),
-        chain_hash=bytes(v[11]),
-    )
-
-
-def _checkpoint(v: Sequence[Any]) -> CheckpointRow:
-    return CheckpointRow(
-        stream=v[0], origin=v[1], size=v[2], root=bytes(v[3]), note=bytes(v[4]), created_at=v[5]
     )
 
 
@@ -242,7 +218,7 @@ class PostgresStore:
             with (
                 db.transaction(),
                 db.cursor() as cur,
-                cur.copy(f"COPY events ({_ROW_COLUMNS}) FROM STDIN") as copy,
+                cur.copy(f"COPY events ({EVENT_COLUMNS}) FROM STDIN") as copy,
             ):
                 for r in rows:
                     copy.write_row(
@@ -270,25 +246,25 @@ class PostgresStore:
         next_seq = from_seq
         while True:
             rows = self._query(
-                f"SELECT {_ROW_COLUMNS} FROM events WHERE stream = %s AND seq >= %s "
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE stream = %s AND seq >= %s "
                 "ORDER BY seq LIMIT %s",
                 (stream, next_seq, page),
             )
             for r in rows:
-                yield _row(r)
+                yield event_row(r)
             if len(rows) < page:
                 return
             next_seq = rows[-1][1] + 1
 
     def find(self, where: EventFilter, limit: int | None = None) -> list[EventRow]:
-        sql, params = find_query(where, limit, _ROW_COLUMNS, "%s")
-        return [_row(r) for r in reversed(self._query(sql, params))]
+        sql, params = find_query(where, limit, EVENT_COLUMNS, "%s")
+        return [event_row(r) for r in reversed(self._query(sql, params))]
 
     def get(self, event_id: str) -> EventRow | None:
         rows = self._query(
-            f"SELECT {_ROW_COLUMNS} FROM events WHERE event_id = %s LIMIT 1", (event_id,)
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = %s LIMIT 1", (event_id,)
         )
-        return _row(rows[0]) if rows else None
+        return event_row(rows[0]) if rows else None
 
     def count(self, stream: str | None = None) -> int:
         if stream is None:
@@ -339,27 +315,27 @@ class PostgresStore:
         self._run(
             f"appending a checkpoint of {row.stream}",
             lambda db: db.execute(
-                f"INSERT INTO checkpoints ({_CHECKPOINT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)",
+                f"INSERT INTO checkpoints ({CHECKPOINT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)",
                 (row.stream, row.origin, row.size, row.root, row.note, row.created_at),
             ),
         )
 
     def checkpoints(self, stream: str | None = None, min_size: int = 0) -> list[CheckpointRow]:
-        query = f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE size >= %s"
+        query = f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE size >= %s"
         params: tuple[int | str, ...] = (min_size,)
         if stream is not None:
             query += " AND stream = %s"
             params = (min_size, stream)
         query += " ORDER BY stream, size, created_at, id"
-        return [_checkpoint(r) for r in self._query(query, params)]
+        return [checkpoint_row(r) for r in self._query(query, params)]
 
     def latest_checkpoint(self, stream: str) -> CheckpointRow | None:
         rows = self._query(
-            f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE stream = %s "
+            f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE stream = %s "
             "ORDER BY size DESC, created_at DESC, id DESC LIMIT 1",
             (stream,),
         )
-        return _checkpoint(rows[0]) if rows else None
+        return checkpoint_row(rows[0]) if rows else None
 
     def close(self) -> None:
         with self._lock:

@@ -10,6 +10,7 @@ from typing import Any
 
 from mcp_notary.errors import StoreError, StoreVersionError
 from mcp_notary.ledger.store import (
+    EVENT_COLUMNS,
     STORE_SCHEMA_VERSION,
     CheckpointRow,
     EventFilter,
@@ -17,6 +18,8 @@ from mcp_notary.ledger.store import (
     LeafRecord,
     StreamHead,
     StreamInfo,
+    checkpoint_row,
+    event_row,
     find_query,
 )
 
@@ -70,34 +73,6 @@ CREATE TRIGGER IF NOT EXISTS checkpoints_no_update BEFORE UPDATE ON checkpoints
 CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
     BEGIN SELECT RAISE(ABORT, 'mcp-notary checkpoints are append-only'); END;
 """
-
-_ROW_COLUMNS = (
-    "stream, seq, event_id, timestamp, kind, method, tool, principal_id, outcome, body, "
-    "leaf_hash, chain_hash"
-)
-
-
-def _row(v: Sequence[Any]) -> EventRow:
-    return EventRow(
-        stream=v[0],
-        seq=v[1],
-        event_id=v[2],
-        timestamp=v[3],
-        kind=v[4],
-        method=v[5],
-        tool=v[6],
-        principal_id=v[7],
-        outcome=v[8],
-        body=bytes(v[9]),
-        leaf_hash=bytes(v[10]),
-        chain_hash=bytes(v[11]),
-    )
-
-
-def _checkpoint(v: Sequence[Any]) -> CheckpointRow:
-    return CheckpointRow(
-        stream=v[0], origin=v[1], size=v[2], root=bytes(v[3]), note=bytes(v[4]), created_at=v[5]
-    )
 
 
 class SQLiteStore:
@@ -223,7 +198,7 @@ class SQLiteStore:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany(
-                    f"INSERT INTO events ({_ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     values,
                 )
                 self._db.execute("COMMIT")
@@ -238,23 +213,23 @@ class SQLiteStore:
         next_seq = from_seq
         while True:
             rows = self._query(
-                f"SELECT {_ROW_COLUMNS} FROM events WHERE stream = ? AND seq >= ? "
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE stream = ? AND seq >= ? "
                 "ORDER BY seq LIMIT ?",
                 (stream, next_seq, page),
             )
             for r in rows:
-                yield _row(r)
+                yield event_row(r)
             if len(rows) < page:
                 return
             next_seq = rows[-1][1] + 1
 
     def find(self, where: EventFilter, limit: int | None = None) -> list[EventRow]:
-        sql, params = find_query(where, limit, _ROW_COLUMNS, "?")
-        return [_row(r) for r in reversed(self._query(sql, params))]
+        sql, params = find_query(where, limit, EVENT_COLUMNS, "?")
+        return [event_row(r) for r in reversed(self._query(sql, params))]
 
     def get(self, event_id: str) -> EventRow | None:
-        rows = self._query(f"SELECT {_ROW_COLUMNS} FROM events WHERE event_id = ?", (event_id,))
-        return _row(rows[0]) if rows else None
+        rows = self._query(f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?", (event_id,))
+        return event_row(rows[0]) if rows else None
 
     def count(self, stream: str | None = None) -> int:
         if stream is None:
@@ -345,7 +320,7 @@ class SQLiteStore:
             sql += " AND stream = ?"
             params = (min_size, stream)
         sql += " ORDER BY stream, size, created_at, rowid"
-        return [_checkpoint(r) for r in self._query(sql, params)]
+        return [checkpoint_row(r) for r in self._query(sql, params)]
 
     def latest_checkpoint(self, stream: str) -> CheckpointRow | None:
         if not self._has_checkpoints_table():
@@ -355,7 +330,7 @@ class SQLiteStore:
             "WHERE stream = ? ORDER BY size DESC, created_at DESC, rowid DESC LIMIT 1",
             (stream,),
         )
-        return _checkpoint(rows[0]) if rows else None
+        return checkpoint_row(rows[0]) if rows else None
 
     def close(self) -> None:
         with self._lock:
