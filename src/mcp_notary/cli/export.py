@@ -110,7 +110,8 @@ def _format(name: str, hec_index: str | None) -> Any:
     "--to",
     metavar="FILE|URL",
     help="A file (appended), syslog+tcp://HOST:PORT, syslog+tls://HOST:PORT, a Splunk HEC "
-    "https://HOST:8088 or an Elasticsearch https://HOST:9200 [default: stdout].",
+    "https://HOST:8088, an Elasticsearch https://HOST:9200 or (--format otlp) an OTLP/HTTP "
+    "logs endpoint http(s)://HOST:4318/v1/logs [default: stdout].",
 )
 @click.option(
     "--cursor",
@@ -141,8 +142,8 @@ def export(
     interval: float,
     purpose: str | None,
 ) -> None:
-    """Export audit events as OCSF, ECS, CEF, LEEF, syslog, Splunk HEC, Elasticsearch or
-    JSON Lines."""
+    """Export audit events as OCSF, ECS, CEF, LEEF, syslog, Splunk HEC, Elasticsearch, OTLP
+    logs or JSON Lines."""
     cursor = Cursor(cursor_path)
     token = es_api_key if fmt == "elastic" else hec_token
     sink = open_sink(to, fmt, token=token, data_stream=es_data_stream)

@@ -414,6 +414,15 @@ FORMATS: dict[str, Formatter] = {
 }
 
 
+def _to_otlp(event: Event) -> bytes:
+    from mcp_notary.export.otlp import to_otlp  # otlp imports this module
+
+    return to_otlp(event)
+
+
+FORMATS["otlp"] = _to_otlp  # OTel log records (as JSON), sent over OTLP/HTTP by the otlp sink
+
+
 def formatter(name: str) -> Formatter:
     from mcp_notary.errors import ConfigError
 

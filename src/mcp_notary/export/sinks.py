@@ -183,8 +183,15 @@ def open_sink(
     data_stream: str = DEFAULT_DATA_STREAM,
 ) -> Sink:
     """`None` or `-`: stdout. `syslog+tcp://h:p`, `syslog+tls://h:p`: syslog. `http(s)://`:
-    Splunk HEC (format splunk-hec, with a token) or Elasticsearch `_bulk` (format elastic;
-    `token` is then an optional API key). Anything else: a file path."""
+    Splunk HEC (format splunk-hec, with a token), Elasticsearch `_bulk` (format elastic;
+    `token` is then an optional API key) or an OTLP/HTTP logs endpoint (format otlp, which
+    accepts nothing else). Anything else: a file path."""
+    if fmt == "otlp":
+        if to is None or urlsplit(to).scheme not in ("http", "https"):
+            raise ConfigError("--format otlp needs --to http(s)://HOST:4318/v1/logs")
+        from mcp_notary.export.otlp import OtlpSink
+
+        return OtlpSink(to)
     if to is None or to == "-":
         return FileSink(None)
     parts = urlsplit(to)
@@ -196,7 +203,7 @@ def open_sink(
         if fmt == "elastic":
             return ElasticSink(to, data_stream, api_key=token)
         if fmt != "splunk-hec":
-            raise ConfigError(f"--to {to}: HTTP delivery is for splunk-hec and elastic only")
+            raise ConfigError(f"--to {to}: HTTP delivery is for splunk-hec, elastic and otlp only")
         if not token:
             raise ConfigError("splunk-hec needs a token (--hec-token or MCP_NOTARY_HEC_TOKEN)")
         return HecSink(to, token)
