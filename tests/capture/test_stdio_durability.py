@@ -119,6 +119,7 @@ def test_strict_mode_refuses_calls_while_the_store_is_locked(
             locker.close()
         assert refused["error"]["code"] == -32003
         assert "audit store unavailable" in refused["error"]["message"]
+        assert "locked" in refused["error"]["data"]["reason"]  # why, for the operator
         assert "result" in client.request(time_call(3), timeout=30)
         client.close_stdin()
         assert client.wait(30) == 0

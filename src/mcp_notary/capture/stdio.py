@@ -52,11 +52,15 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _error_reply(request_id: Any, message: str) -> bytes:
+def _error_reply(request_id: Any, reason: str) -> bytes:
     body = {
         "jsonrpc": "2.0",
         "id": request_id,
-        "error": {"code": AUDIT_UNAVAILABLE_CODE, "message": message},
+        "error": {
+            "code": AUDIT_UNAVAILABLE_CODE,
+            "message": "mcp-notary: audit store unavailable, call refused",
+            "data": {"reason": reason[:300]},
+        },
     }
     return json.dumps(body, separators=(",", ":")).encode() + b"\n"
 
@@ -257,13 +261,12 @@ class StdioRelay:
         out_fd: int,
         reason: str,
     ) -> bool:
-        message = f"mcp-notary: audit store unavailable, call refused ({reason[:200]})"
         back_fd = self._client_out if out_fd != self._client_out else self._child_in_fd()
         for m in messages:
             obj = m.obj or {}
             if "method" in obj and "id" in obj:
                 # A request we could not record: answer it ourselves, never forward it.
-                reply = _error_reply(obj["id"], message)
+                reply = _error_reply(obj["id"], reason)
                 with self._lock:
                     closed = self._pairer.refuse(
                         m,
@@ -281,7 +284,7 @@ class StdioRelay:
                 self.sink.lifecycle(
                     "response_withheld", {"event_id": exchange.event_id, "reason": reason[:200]}
                 )
-                self._forward(out_fd, _error_reply(response["id"], message))
+                self._forward(out_fd, _error_reply(response["id"], reason))
         return True
 
     def _child_in_fd(self) -> int:

@@ -139,6 +139,7 @@ class LedgerWriter:
             except Exception as exc:
                 if outage is None:
                     outage = (str(exc), time.monotonic())
+                    print(f"mcp-notary: audit store unavailable: {exc}", file=sys.stderr)
                 for p in pending:
                     if not p.future.done():
                         p.future.set_exception(StoreError(f"audit store unavailable: {exc}"))
@@ -161,5 +162,6 @@ class LedgerWriter:
             if outage is not None:
                 error, started = outage
                 outage = None
+                print("mcp-notary: audit store recovered", file=sys.stderr)
                 if self._on_recovered is not None:
                     self._on_recovered(error, time.monotonic() - started)
