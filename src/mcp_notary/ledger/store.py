@@ -3,7 +3,7 @@ step that turns an event into the row appended to a stream."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
@@ -120,6 +120,31 @@ class EventFilter:
     stream: str | None = None
     since: str | None = None
     until: str | None = None
+
+
+SCAN_PAGE = 5000
+
+
+def paged_scan(
+    query: Callable[[str, Sequence[Any]], list[Any]],
+    placeholder: str,
+    stream: str,
+    from_seq: int = 1,
+) -> Iterator[EventRow]:
+    """`Store.scan` for any SQL backend: keyset pages on (stream, seq), so a million-event
+    stream never sits in memory at once. `query(sql, params)` runs one SELECT."""
+    sql = (
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE stream = {placeholder} AND seq >= "
+        f"{placeholder} ORDER BY seq LIMIT {placeholder}"
+    )
+    next_seq = from_seq
+    while True:
+        rows = query(sql, (stream, next_seq, SCAN_PAGE))
+        for r in rows:
+            yield event_row(r)
+        if len(rows) < SCAN_PAGE:
+            return
+        next_seq = rows[-1][1] + 1
 
 
 def find_query(

@@ -35,6 +35,7 @@ from mcp_notary.ledger.store import (
     checkpoint_row,
     event_row,
     find_query,
+    paged_scan,
 )
 from mcp_notary.ledger.stores.pg_migrations import (
     BOOTSTRAP,
@@ -241,20 +242,7 @@ class PostgresStore:
         self._run("append", run)
 
     def scan(self, stream: str, from_seq: int = 1) -> Iterator[EventRow]:
-        # Paged (keyset on the primary key) so a long stream never sits in memory at once.
-        page = 5000
-        next_seq = from_seq
-        while True:
-            rows = self._query(
-                f"SELECT {EVENT_COLUMNS} FROM events WHERE stream = %s AND seq >= %s "
-                "ORDER BY seq LIMIT %s",
-                (stream, next_seq, page),
-            )
-            for r in rows:
-                yield event_row(r)
-            if len(rows) < page:
-                return
-            next_seq = rows[-1][1] + 1
+        return paged_scan(self._query, "%s", stream, from_seq)
 
     def find(self, where: EventFilter, limit: int | None = None) -> list[EventRow]:
         sql, params = find_query(where, limit, EVENT_COLUMNS, "%s")

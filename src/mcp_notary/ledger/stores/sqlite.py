@@ -21,6 +21,7 @@ from mcp_notary.ledger.store import (
     checkpoint_row,
     event_row,
     find_query,
+    paged_scan,
 )
 
 _SCHEMA = """
@@ -208,20 +209,7 @@ class SQLiteStore:
                 raise StoreError(f"append failed: {exc}") from exc
 
     def scan(self, stream: str, from_seq: int = 1) -> Iterator[EventRow]:
-        # Paged so a million-event stream never sits in memory at once.
-        page = 5000
-        next_seq = from_seq
-        while True:
-            rows = self._query(
-                f"SELECT {EVENT_COLUMNS} FROM events WHERE stream = ? AND seq >= ? "
-                "ORDER BY seq LIMIT ?",
-                (stream, next_seq, page),
-            )
-            for r in rows:
-                yield event_row(r)
-            if len(rows) < page:
-                return
-            next_seq = rows[-1][1] + 1
+        return paged_scan(self._query, "?", stream, from_seq)
 
     def find(self, where: EventFilter, limit: int | None = None) -> list[EventRow]:
         sql, params = find_query(where, limit, EVENT_COLUMNS, "?")
