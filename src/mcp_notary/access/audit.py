@@ -9,17 +9,20 @@ made durable before the read it records is answered: a read that cannot be audit
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mcp_notary.access.roles import Action, Role
-from mcp_notary.errors import StoreError
+from mcp_notary.errors import NotaryError, StoreError
 from mcp_notary.events.build import CaptureContext
 from mcp_notary.events.model import AuditEvent, EventDraft, Principal, payload_free_event
 from mcp_notary.ledger.checkpointer import CheckpointSettings
 from mcp_notary.ledger.store import EventRow, Store
 from mcp_notary.recorder import AuditRecorder
+from mcp_notary.redact.detectors import default_detectors
+from mcp_notary.redact.tokens import RedactionKey, load_or_create_key
 
 __all__ = ["AccessRecord", "Interface", "ReadAuditor", "access_details", "access_method"]
 
@@ -50,30 +53,51 @@ def access_method(action: Action) -> str:
     return f"access/{action}" if action in _CHANGES else f"audit/{action}"
 
 
-def _bounded(value: Any) -> Any:
+Scrub = Callable[[str], str]
+
+
+def _unchanged(text: str) -> str:
+    return text
+
+
+def _bounded(value: Any, scrub: Scrub) -> Any:
     if isinstance(value, str):
+        value = scrub(value)
         return value if len(value) <= _TEXT_LIMIT else value[:_TEXT_LIMIT] + "…"
     if isinstance(value, dict):
-        return {str(k): _bounded(v) for k, v in value.items()}
+        return {str(k): _bounded(v, scrub) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_bounded(v) for v in value]
+        return [_bounded(v, scrub) for v in value]
     if isinstance(value, float):
         return str(value)  # RFC 8785 handles floats, but a query never needs one
     return value
 
 
-def access_details(record: AccessRecord) -> dict[str, Any]:
-    """The `details` of the `audit_access` event (pure)."""
+def access_details(record: AccessRecord, scrub: Scrub = _unchanged) -> dict[str, Any]:
+    """The `details` of the `audit_access` event (pure). `scrub` redacts free text: a reader
+    may paste a secret into a search, and it must not reach the ledger that way either."""
     return {
         "action": record.action,
         "decision": "allowed" if record.allowed else "denied",
-        "basis": _bounded(record.basis),
+        "basis": _bounded(record.basis, scrub),
         "interface": record.interface,
-        "query": _bounded(record.query),
+        "query": _bounded(record.query, scrub),
         "returned": record.returned,
-        "purpose": _bounded(record.purpose) if record.purpose else None,
+        "purpose": _bounded(record.purpose, scrub) if record.purpose else None,
         "roles": sorted(record.roles),
     }
+
+
+def detector_scrub() -> Scrub:
+    """Free text through the redaction detectors under the redaction key (so a secret searched
+    for gets the same token as in the events), or under a key of this process's own when the
+    key file cannot be read: the secret is removed either way."""
+    try:
+        key = load_or_create_key()
+    except NotaryError:
+        key = RedactionKey.generate()
+    detectors = default_detectors()
+    return lambda text: detectors.redact(text, key).text
 
 
 class _PayloadFreeOnly:
@@ -96,6 +120,7 @@ class ReadAuditor:
         self._started = False
         self._closed = False
         self._lock = threading.Lock()
+        self._scrub: Scrub | None = None
 
     @classmethod
     def for_store(
@@ -130,9 +155,11 @@ class ReadAuditor:
             if not self._started:
                 self.recorder.start(announce=False)
                 self._started = True
+        if self._scrub is None:
+            self._scrub = detector_scrub()
         future = self.recorder.record_event(
             "audit_access",
-            access_details(record),
+            access_details(record, self._scrub),
             principal=record.principal,
             method=access_method(record.action),
             outcome="success" if record.allowed else "denied",
