@@ -96,7 +96,7 @@ def test_checkpoints_follow_growth_on_schedule_and_heartbeat_when_idle(tmp_path:
 def tamper(path: Path, *statements: str) -> None:
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("DROP TRIGGER events_no_update")
-    db.execute("DROP TRIGGER events_no_delete")
+    db.execute("DROP TRIGGER events_delete_only_pruned")
     for sql in statements:
         db.execute(sql)
     db.close()

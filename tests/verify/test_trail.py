@@ -154,7 +154,7 @@ def test_parallel_row_checker_agrees_with_the_sequential_pass(tmp_path: Path, da
     store = make_store(tmp_path, n=120, sizes=(37, 64, 100, 120))
     db = sqlite3.connect(tmp_path / "a.db", isolation_level=None)
     db.execute("DROP TRIGGER events_no_update")
-    db.execute("DROP TRIGGER events_no_delete")
+    db.execute("DROP TRIGGER events_delete_only_pruned")
     if damage == "modify":
         db.execute("UPDATE events SET body = replace(body, 't77', 't78') WHERE seq = 78")
     elif damage == "delete":

@@ -73,7 +73,10 @@ def prove(
         note, size, root = chosen[0], chosen[1].size, chosen[1].root
         leaves: list[bytes] = []
         for page in ledger.scan_leaves(row.stream, 1, size):
-            leaves += [leaf_hash(body) for _seq, _ts, body, _leaf, _chain in page]
+            leaves += [
+                leaf_hash(body) if body is not None else leaf  # pruned: kept leaf
+                for _seq, _ts, body, leaf, _chain in page
+            ]
     finally:
         ledger.close()
     if len(leaves) != size:

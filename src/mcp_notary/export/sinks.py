@@ -81,9 +81,19 @@ class SyslogSink:
             raise ExportError(f"syslog {self.host}:{self.port}: {exc}") from exc
 
     def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        if isinstance(sock, ssl.SSLSocket):
+            # RFC 5425 4.4: send a TLS close_notify before closing, so the receiver sees the
+            # end of the session rather than a truncated connection (rsyslog logs that as an
+            # error). Bounded: a receiver that never answers must not hold the exporter.
+            try:
+                sock.settimeout(min(self.timeout, 2.0))
+                sock = sock.unwrap()
+            except (OSError, ValueError):
+                pass
+        sock.close()
 
 
 class HecSink:

@@ -386,7 +386,7 @@ def seal_stream(store: Store, stream: str, settings: CheckpointSettings) -> Chec
     leaves: list[bytes] = []
     for page in store.scan_leaves(stream):
         for seq, _ts, body, stored_leaf, _chain in page:
-            leaf = leaf_hash(body)
+            leaf = leaf_hash(body) if body is not None else stored_leaf  # pruned by retention
             if seq != expected or leaf != stored_leaf:
                 raise IntegrityError(
                     f"stream {stream} is damaged at seq {expected}; not signing over it"

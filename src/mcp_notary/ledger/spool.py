@@ -41,6 +41,7 @@ from mcp_notary.ledger.store import (
     EventFilter,
     EventRow,
     LeafRecord,
+    PrunedRange,
     Store,
     StreamHead,
     StreamInfo,
@@ -315,6 +316,21 @@ class SpoolingStore:
 
     def append_checkpoint(self, row: CheckpointRow) -> None:
         self.inner.append_checkpoint(row)
+
+    def prune(self, stream: str, ranges: Sequence[tuple[int, int]], run_id: str) -> int:
+        return self._settled().prune(stream, ranges, run_id)
+
+    def pruned_ranges(self, stream: str | None = None) -> list[PrunedRange]:
+        return self._settled().pruned_ranges(stream)
+
+    def put_subject_key(self, key_id: str, wrapped: bytes, created_at: str) -> bytes:
+        return self.inner.put_subject_key(key_id, wrapped, created_at)
+
+    def subject_key(self, key_id: str) -> bytes | None:
+        return self.inner.subject_key(key_id)
+
+    def delete_subject_key(self, key_id: str) -> bool:
+        return self.inner.delete_subject_key(key_id)
 
     def checkpoints(self, stream: str | None = None, min_size: int = 0) -> list[CheckpointRow]:
         return self._settled().checkpoints(stream, min_size)

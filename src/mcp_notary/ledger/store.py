@@ -11,7 +11,9 @@ from mcp_notary.events.model import AuditEvent
 from mcp_notary.ledger.canonical import GENESIS_HASH, canonical_bytes, chain_hash
 from mcp_notary.ledger.merkle import leaf_hash
 
-STORE_SCHEMA_VERSION = 1
+STORE_SCHEMA_VERSION = 2
+"""1: events, streams, checkpoints. 2: adds `pruned_events` (what retention keeps of a deleted
+event) and `subject_keys` (crypto-shredding)."""
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,23 @@ class EventRow:
     chain_hash: bytes
 
 
-LeafRecord: TypeAlias = tuple[int, str, bytes, bytes, bytes]
+LeafRecord: TypeAlias = tuple[int, str, bytes | None, bytes, bytes]
 """``(seq, timestamp, body, leaf_hash, chain_hash)`` of one stored row, as a plain tuple: the
 verifier reads a million of these, and building a dataclass per row would cost more than
-hashing it."""
+hashing it. ``body`` is None for an event whose body retention deleted (its hashes stay)."""
+
+
+@dataclass(frozen=True)
+class PrunedRange:
+    """Seqs ``first..last`` of one stream whose bodies retention deleted in run ``run_id``."""
+
+    stream: str
+    first: int
+    last: int
+    run_id: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"stream": self.stream, "first": self.first, "last": self.last, "run": self.run_id}
 
 
 EVENT_COLUMNS = (
@@ -123,6 +138,43 @@ class EventFilter:
 
 
 SCAN_PAGE = 5000
+
+
+def leaf_scan_query(placeholder: str, columns: str, stored_body: str) -> str:
+    """One page of `Store.scan_leaves` (params: stream, from, to, stream, from, to, limit):
+    stored events and the hashes retention kept of pruned ones, in seq order. `columns` select
+    from ``seq, timestamp, body, leaf_hash, chain_hash``, where `body` is `stored_body` for a
+    stored event and NULL for a pruned one."""
+    p = placeholder
+    return (
+        f"SELECT {columns} FROM ("
+        f"SELECT seq, timestamp, {stored_body} AS body, leaf_hash, chain_hash FROM events "
+        f"WHERE stream = {p} AND seq >= {p} AND seq <= {p} "
+        "UNION ALL SELECT seq, timestamp, NULL, leaf_hash, chain_hash FROM pruned_events "
+        f"WHERE stream = {p} AND seq >= {p} AND seq <= {p}) AS leaves ORDER BY seq LIMIT {p}"
+    )
+
+
+PRUNE_COPY = (
+    "INSERT INTO pruned_events (stream, seq, event_id, timestamp, kind, leaf_hash, chain_hash, "
+    "run_id) SELECT stream, seq, event_id, timestamp, kind, leaf_hash, chain_hash, {p} "
+    "FROM events WHERE stream = {p} AND seq >= {p} AND seq <= {p}"
+)
+"""Copy what verification needs of the events in a range before their rows are deleted (the
+stores' delete guard refuses to delete an event without this copy)."""
+
+PRUNE_DELETE = "DELETE FROM events WHERE stream = {p} AND seq >= {p} AND seq <= {p}"
+
+
+def ranges_of(seqs: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted seqs as inclusive ``(first, last)`` runs: ``[1, 2, 3, 7]`` -> ``[(1, 3), (7, 7)]``."""
+    out: list[tuple[int, int]] = []
+    for seq in sorted(seqs):
+        if out and seq == out[-1][1] + 1:
+            out[-1] = (out[-1][0], seq)
+        else:
+            out.append((seq, seq))
+    return out
 
 
 def paged_scan(
@@ -250,6 +302,28 @@ class Store(Protocol):
 
     def latest_checkpoint(self, stream: str) -> CheckpointRow | None:
         """The stream's checkpoint of the largest size (the latest issued among equals)."""
+        ...
+
+    def prune(self, stream: str, ranges: Sequence[tuple[int, int]], run_id: str) -> int:
+        """Delete the bodies of the events in `ranges` (inclusive seq ranges of `stream`),
+        keeping their position and hashes in `pruned_events`, in one transaction. Returns how
+        many events were pruned (seqs already pruned or absent are skipped)."""
+        ...
+
+    def pruned_ranges(self, stream: str | None = None) -> list[PrunedRange]:
+        """What retention deleted, as contiguous ranges per stream and run."""
+        ...
+
+    def put_subject_key(self, key_id: str, wrapped: bytes, created_at: str) -> bytes:
+        """Store a data subject's wrapped key unless one exists; return the stored one (so
+        concurrent writers agree on one key)."""
+        ...
+
+    def subject_key(self, key_id: str) -> bytes | None: ...
+
+    def delete_subject_key(self, key_id: str) -> bool:
+        """Destroy a subject key (crypto-shredding), leaving no copy in the store's files.
+        Returns whether it existed."""
         ...
 
     def close(self) -> None: ...

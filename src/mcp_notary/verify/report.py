@@ -7,7 +7,7 @@ failure (any ``integrity`` finding), 2 incomplete evidence (only ``incomplete`` 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mcp_notary.ledger.keys import TrustedKey
@@ -18,7 +18,12 @@ from mcp_notary.verify.checkpoints import (
     TrustedCheckpoint,
     check_signatures,
 )
-from mcp_notary.verify.trail import StreamChecker, StreamReport, check_stream_checkpoints
+from mcp_notary.verify.trail import (
+    StreamChecker,
+    StreamReport,
+    check_pruned,
+    check_stream_checkpoints,
+)
 
 __all__ = [
     "EXIT_INCOMPLETE",
@@ -94,12 +99,15 @@ def verify_trail(
     known_origins: dict[str, str] | None = None,
     anchors_given: int = 0,
     run_rows: RowRunner | None = None,
+    retention: Mapping[str, Sequence[tuple[int, int]]] | None = None,
 ) -> TrailReport:
     """Verify every stream in ``stream_names`` against every checkpoint in ``evidence``.
 
     ``evidence`` holds the store's checkpoints (source ``store``), the auditor's saved ones
     (``file:...``) and anchored copies (``anchor:...``); with ``anchors_given`` > 0, stored
-    checkpoints without an anchored copy are reported as ``not_anchored``.
+    checkpoints without an anchored copy are reported as ``not_anchored``. ``retention``
+    gives, per stream, the seq ranges recorded retention runs deleted: pruned events inside
+    them are "deleted by policy", others ``missing``.
     """
     report = TrailReport(anchors=anchors_given)
     by_stream, report.findings = check_signatures(
@@ -140,6 +148,10 @@ def verify_trail(
             for page in pages(stream):
                 result.findings += checker.feed(page)
         result.findings += checker.finish()
+        result.pruned, found = check_pruned(
+            stream, checker.pruned, (retention or {}).get(stream, ())
+        )
+        result.findings += found
         covered, found = check_stream_checkpoints(
             checker,
             checkpoints,

@@ -50,6 +50,7 @@ __all__ = [
     "ChunkResult",
     "StreamChecker",
     "StreamReport",
+    "check_pruned",
     "check_stream_checkpoints",
     "verify_stream_rows",
 ]
@@ -107,6 +108,7 @@ class ChunkResult:
     """The chunk's compact range over all its leaves (one hash for a full, aligned chunk)."""
     findings: list[Finding]
     modified: list[int]
+    pruned: list[list[int]]
     broken_after: int | None
     """Leaves of this chunk before its first gap or reordering (None: none)."""
     last_events: dict[int, tuple[str, bytes]]
@@ -142,6 +144,8 @@ class StreamChecker:
         self.last_events: dict[int, tuple[str, bytes]] = {}
         """(timestamp, body) of the event at each wanted size (the last one it covers)."""
         self.modified: list[int] = []
+        self.pruned: list[list[int]] = []
+        """``[first, last]`` seq runs whose bodies retention deleted (hashes kept)."""
         self._want = set(root_sizes)
         self._expected = 1
         self._prev = GENESIS_HASH
@@ -194,6 +198,7 @@ class StreamChecker:
         high = self._high_start
         marker = self._stream_marker
         position = self._position
+        pruned = self.pruned
         for record in records:
             seq, ts, body, stored_leaf, stored_chain = record
             # (1a) position
@@ -214,6 +219,27 @@ class StreamChecker:
                     findings.append(
                         Finding("reordered", stream, seq, f"seq {seq} stored out of order")
                     )
+            if body is None:
+                # Pruned by retention: only the kept hashes remain. The leaf still feeds the
+                # tree, so the signed checkpoints vouch for it; whether a retention run
+                # recorded the deletion is decided across streams (`check_pruned`).
+                if pruned and pruned[-1][1] == seq - 1:
+                    pruned[-1][1] = seq
+                else:
+                    pruned.append([seq, seq])
+                if ts > high:
+                    high = ts
+                append(stored_leaf)
+                position += 1
+                if position in want:
+                    if is_chunk:
+                        self._partials[position] = tree.hashes
+                    else:
+                        self.roots[position] = tree.root()
+                    self.last_events[position] = (ts, b"")
+                prev = stored_chain
+                expected = seq + 1
+                continue
             # (1b) leaf
             leaf = sha(prefix + body).digest()
             leaf_ok = leaf == stored_leaf
@@ -297,6 +323,7 @@ class StreamChecker:
             final=self._tree.hashes,
             findings=findings,
             modified=self.modified,
+            pruned=self.pruned,
             broken_after=self._broken_after,
             last_events=self.last_events,
             end_prev=self._prev,
@@ -342,6 +369,11 @@ class StreamChecker:
             self.intact_size = self._position
         self.last_events.update(chunk.last_events)
         self.modified += chunk.modified
+        for first, last in chunk.pruned:
+            if self.pruned and self.pruned[-1][1] == first - 1:
+                self.pruned[-1][1] = last
+            else:
+                self.pruned.append([first, last])
         self.rows += chunk.rows
         self.last_seq = chunk.last_seq
         self._expected = chunk.last_seq + 1
@@ -407,6 +439,8 @@ class StreamReport:
     checkpoints: int = 0
     covered_size: int = 0
     findings: list[Finding] = field(default_factory=list)
+    pruned: list[tuple[int, int]] = field(default_factory=list)
+    """Seq ranges deleted by a recorded retention run (bodies gone, hashes verified)."""
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -415,8 +449,46 @@ class StreamReport:
             "last_seq": self.last_seq,
             "trusted_checkpoints": self.checkpoints,
             "covered_size": self.covered_size,
+            "pruned_by_policy": [{"first": a, "last": b} for a, b in self.pruned],
             "findings": [f.to_dict() for f in self.findings],
         }
+
+
+def check_pruned(
+    stream: str, pruned: Sequence[Sequence[int]], recorded: Sequence[tuple[int, int]]
+) -> tuple[list[tuple[int, int]], list[Finding]]:
+    """Split a stream's pruned runs into those a retention run recorded (deleted by policy)
+    and those none did, which are reported as ``missing``: a body deleted outside retention
+    is a deletion like any other, whatever the store's bookkeeping says."""
+    spans = sorted(recorded)
+    by_policy: list[tuple[int, int]] = []
+    uncovered: list[tuple[int, int]] = []
+    for first, last in pruned:
+        seq = first
+        for a, b in spans:
+            if b < seq or seq > last:
+                continue
+            if a > last:
+                break
+            if a > seq:
+                uncovered.append((seq, a - 1))
+            upto = min(b, last)
+            by_policy.append((max(a, seq), upto))
+            seq = upto + 1
+        if seq <= last:
+            uncovered.append((seq, last))
+    findings = [
+        Finding(
+            "missing",
+            stream,
+            a,
+            f"seq {a}..{b}: the event bodies were deleted, and no recorded retention run "
+            "deleted them",
+            seq_end=b,
+        )
+        for a, b in uncovered
+    ]
+    return by_policy, findings
 
 
 def _is_clean_stop(body: bytes) -> bool:

@@ -107,8 +107,49 @@ GRANT SELECT ON schema_migrations TO {WRITER_ROLE}, {READER_ROLE};
 GRANT SELECT ON streams, events, checkpoints TO {READER_ROLE};
 """
 
+# Retention deletes an event's row only after its position and hashes are kept in
+# pruned_events; per-subject payload keys live in subject_keys (erasure deletes them).
+_V2 = f"""
+CREATE TABLE pruned_events (
+    stream text COLLATE "C" NOT NULL,
+    seq bigint NOT NULL,
+    event_id text COLLATE "C" NOT NULL,
+    timestamp text COLLATE "C" NOT NULL,
+    kind text NOT NULL,
+    leaf_hash bytea NOT NULL,
+    chain_hash bytea NOT NULL,
+    run_id text NOT NULL,
+    PRIMARY KEY (stream, seq)
+);
+CREATE TRIGGER pruned_events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON pruned_events
+    FOR EACH STATEMENT EXECUTE FUNCTION mcp_notary_append_only();
+DROP TRIGGER events_append_only ON events;
+CREATE TRIGGER events_append_only BEFORE UPDATE OR TRUNCATE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION mcp_notary_append_only();
+CREATE FUNCTION mcp_notary_delete_only_pruned() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pruned_events p WHERE p.stream = OLD.stream
+                   AND p.seq = OLD.seq AND p.leaf_hash = OLD.leaf_hash
+                   AND p.chain_hash = OLD.chain_hash) THEN
+        RAISE EXCEPTION 'mcp-notary events are append-only';
+    END IF;
+    RETURN OLD;
+END $$;
+CREATE TRIGGER events_delete_only_pruned BEFORE DELETE ON events
+    FOR EACH ROW EXECUTE FUNCTION mcp_notary_delete_only_pruned();
+CREATE TABLE subject_keys (
+    key_id text COLLATE "C" PRIMARY KEY,
+    wrapped bytea NOT NULL,
+    created_at text NOT NULL
+);
+REVOKE ALL ON pruned_events, subject_keys FROM PUBLIC;
+GRANT SELECT, INSERT ON pruned_events, subject_keys TO {WRITER_ROLE};
+GRANT SELECT ON pruned_events, subject_keys TO {READER_ROLE};
+"""
+
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "events, streams, checkpoints and roles", _ROLES + _V1 + _V1_GRANTS),
+    (2, "pruned events and subject keys", _V2),
 )
 """`(version, name, sql)`; the SQL may use `{schema}` for the quoted current schema."""
 

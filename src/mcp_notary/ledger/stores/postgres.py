@@ -25,16 +25,20 @@ from mcp_notary.ledger.spool import DEFAULT_MAX_BYTES, SpoolingStore, StoreUnava
 from mcp_notary.ledger.store import (
     CHECKPOINT_COLUMNS,
     EVENT_COLUMNS,
+    PRUNE_COPY,
+    PRUNE_DELETE,
     CheckpointRow,
     EventFilter,
     EventRow,
     LeafRecord,
+    PrunedRange,
     Store,
     StreamHead,
     StreamInfo,
     checkpoint_row,
     event_row,
     find_query,
+    leaf_scan_query,
     paged_scan,
 )
 from mcp_notary.ledger.stores.pg_migrations import (
@@ -204,8 +208,10 @@ class PostgresStore:
 
     def head(self, stream: str) -> StreamHead:
         rows = self._query(
-            "SELECT seq, chain_hash FROM events WHERE stream = %s ORDER BY seq DESC LIMIT 1",
-            (stream,),
+            "(SELECT seq, chain_hash FROM events WHERE stream = %s ORDER BY seq DESC LIMIT 1) "
+            "UNION ALL (SELECT seq, chain_hash FROM pruned_events WHERE stream = %s "
+            "ORDER BY seq DESC LIMIT 1) ORDER BY seq DESC LIMIT 1",
+            (stream, stream),
         )
         return StreamHead(rows[0][0], bytes(rows[0][1])) if rows else StreamHead()
 
@@ -261,14 +267,16 @@ class PostgresStore:
 
     def stream_names(self) -> list[str]:
         # A loose index scan over the primary key: one probe per stream, not a full scan.
+        def loose_scan(table: str) -> str:
+            return (
+                f"WITH RECURSIVE s(stream) AS (SELECT min(stream) FROM {table} UNION ALL "
+                f"SELECT (SELECT min(e.stream) FROM {table} e WHERE e.stream > s.stream) "
+                "FROM s WHERE s.stream IS NOT NULL) SELECT stream FROM s WHERE stream IS NOT NULL"
+            )
+
         rows = self._query(
-            "WITH RECURSIVE s(stream) AS ("
-            " SELECT min(stream) FROM events"
-            " UNION ALL"
-            " SELECT (SELECT min(e.stream) FROM events e WHERE e.stream > s.stream)"
-            " FROM s WHERE s.stream IS NOT NULL)"
-            " SELECT stream FROM s WHERE stream IS NOT NULL"
-            " UNION SELECT stream FROM streams ORDER BY 1"
+            f"({loose_scan('events')}) UNION ({loose_scan('pruned_events')}) "
+            "UNION SELECT stream FROM streams ORDER BY 1"
         )
         return [r[0] for r in rows]
 
@@ -276,14 +284,14 @@ class PostgresStore:
         self, stream: str, from_seq: int = 1, to_seq: int | None = None, *, bodies: bool = True
     ) -> Iterator[list[LeafRecord]]:
         page = 20_000
-        body = "body" if bodies else "''::bytea"
+        query = leaf_scan_query(
+            "%s", "seq, timestamp, body, leaf_hash, chain_hash", "body" if bodies else "''::bytea"
+        )
         last = to_seq if to_seq is not None else 2**63 - 1
         next_seq = from_seq
         while next_seq <= last:
             rows: list[LeafRecord] = self._query(
-                f"SELECT seq, timestamp, {body}, leaf_hash, chain_hash FROM events "
-                "WHERE stream = %s AND seq >= %s AND seq <= %s ORDER BY seq LIMIT %s",
-                (stream, next_seq, last, page),
+                query, (stream, next_seq, last, stream, next_seq, last, page)
             )
             if rows:
                 yield rows
@@ -294,8 +302,9 @@ class PostgresStore:
     def leaf_hashes(self, stream: str, from_seq: int, to_seq: int) -> list[tuple[int, bytes]]:
         rows = self._query(
             "SELECT seq, leaf_hash FROM events WHERE stream = %s AND seq >= %s AND seq <= %s "
-            "ORDER BY seq",
-            (stream, from_seq, to_seq),
+            "UNION ALL SELECT seq, leaf_hash FROM pruned_events WHERE stream = %s AND seq >= %s "
+            "AND seq <= %s ORDER BY seq",
+            (stream, from_seq, to_seq, stream, from_seq, to_seq),
         )
         return [(int(r[0]), bytes(r[1])) for r in rows]
 
@@ -324,6 +333,53 @@ class PostgresStore:
             (stream,),
         )
         return checkpoint_row(rows[0]) if rows else None
+
+    def prune(self, stream: str, ranges: Sequence[tuple[int, int]], run_id: str) -> int:
+        def run(db: psycopg.Connection[Any]) -> int:
+            pruned = 0
+            with db.transaction():
+                for first, last in ranges:
+                    db.execute(PRUNE_COPY.format(p="%s").encode(), (run_id, stream, first, last))
+                    cur = db.execute(PRUNE_DELETE.format(p="%s").encode(), (stream, first, last))
+                    pruned += cur.rowcount
+            return pruned
+
+        return self._run(f"pruning {stream}", run)
+
+    def pruned_ranges(self, stream: str | None = None) -> list[PrunedRange]:
+        # Gaps-and-islands: consecutive seqs of one run share seq - row_number().
+        where = "WHERE stream = %s" if stream is not None else ""
+        rows = self._query(
+            "SELECT stream, min(seq), max(seq), run_id FROM (SELECT stream, seq, run_id, "
+            "seq - row_number() OVER (PARTITION BY stream, run_id ORDER BY seq) AS island "
+            f"FROM pruned_events {where}) AS runs GROUP BY stream, run_id, island "
+            "ORDER BY stream, min(seq)",
+            (stream,) if stream is not None else (),
+        )
+        return [PrunedRange(r[0], int(r[1]), int(r[2]), r[3]) for r in rows]
+
+    def put_subject_key(self, key_id: str, wrapped: bytes, created_at: str) -> bytes:
+        rows = self._query(
+            "WITH added AS (INSERT INTO subject_keys (key_id, wrapped, created_at) "
+            "VALUES (%s, %s, %s) ON CONFLICT (key_id) DO NOTHING RETURNING wrapped) "
+            "SELECT wrapped FROM added UNION ALL "
+            "SELECT wrapped FROM subject_keys WHERE key_id = %s",
+            (key_id, wrapped, created_at, key_id),
+        )
+        return bytes(rows[0][0])
+
+    def subject_key(self, key_id: str) -> bytes | None:
+        rows = self._query("SELECT wrapped FROM subject_keys WHERE key_id = %s", (key_id,))
+        return bytes(rows[0][0]) if rows else None
+
+    def delete_subject_key(self, key_id: str) -> bool:
+        def run(db: psycopg.Connection[Any]) -> bool:
+            deleted = db.execute("DELETE FROM subject_keys WHERE key_id = %s", (key_id,)).rowcount
+            # Rewrite the table so the deleted tuple is not left in its data file.
+            db.execute("VACUUM FULL subject_keys")
+            return deleted > 0
+
+        return self._run("deleting a subject key", run)
 
     def close(self) -> None:
         with self._lock:

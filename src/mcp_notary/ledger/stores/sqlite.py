@@ -11,11 +11,14 @@ from typing import Any
 from mcp_notary.errors import StoreError, StoreVersionError
 from mcp_notary.ledger.store import (
     EVENT_COLUMNS,
+    PRUNE_COPY,
+    PRUNE_DELETE,
     STORE_SCHEMA_VERSION,
     CheckpointRow,
     EventFilter,
     EventRow,
     LeafRecord,
+    PrunedRange,
     StreamHead,
     StreamInfo,
     checkpoint_row,
@@ -57,8 +60,35 @@ CREATE INDEX IF NOT EXISTS events_principal ON events (principal_id, timestamp);
 -- accidents by other tools. They are no defence against an attacker; the hash chain is.
 CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
     BEGIN SELECT RAISE(ABORT, 'mcp-notary events are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+-- Retention may delete an event's row only once its position and hashes are kept in
+-- pruned_events (store schema 2; schema 1 refused every delete).
+CREATE TABLE IF NOT EXISTS pruned_events (
+    stream TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    leaf_hash BLOB NOT NULL,
+    chain_hash BLOB NOT NULL,
+    run_id TEXT NOT NULL,
+    PRIMARY KEY (stream, seq)
+);
+CREATE TRIGGER IF NOT EXISTS pruned_events_no_update BEFORE UPDATE ON pruned_events
+    BEGIN SELECT RAISE(ABORT, 'mcp-notary pruned events are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS pruned_events_no_delete BEFORE DELETE ON pruned_events
+    BEGIN SELECT RAISE(ABORT, 'mcp-notary pruned events are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_delete_only_pruned BEFORE DELETE ON events
+    WHEN NOT EXISTS (SELECT 1 FROM pruned_events p WHERE p.stream = old.stream
+                     AND p.seq = old.seq AND p.leaf_hash = old.leaf_hash
+                     AND p.chain_hash = old.chain_hash)
     BEGIN SELECT RAISE(ABORT, 'mcp-notary events are append-only'); END;
+-- Per-subject payload keys (wrapped under a key kept outside the store). Erasure deletes a
+-- row for good, so this table alone allows DELETE.
+CREATE TABLE IF NOT EXISTS subject_keys (
+    key_id TEXT PRIMARY KEY,
+    wrapped BLOB NOT NULL,
+    created_at TEXT NOT NULL
+);
 -- Signed checkpoints (C2SP signed notes), append-only like the events they commit to.
 CREATE TABLE IF NOT EXISTS checkpoints (
     stream TEXT NOT NULL,
@@ -89,6 +119,7 @@ class SQLiteStore:
         busy_timeout_ms: int = 30_000,
     ):
         self.path = Path(path)
+        self._readonly = readonly
         self._lock = threading.Lock()
         try:
             if readonly:
@@ -115,17 +146,23 @@ class SQLiteStore:
             raise StoreError(f"cannot open audit store {self.path}: {exc}") from exc
 
     def _init_schema(self) -> None:
-        # One script, one transaction: concurrent first starts must not race on creation.
-        script = (
-            "BEGIN IMMEDIATE;"
-            + _SCHEMA
-            + "INSERT OR IGNORE INTO meta (key, value) VALUES "
-            + f"('schema_version', '{STORE_SCHEMA_VERSION}');"
-            + "COMMIT;"
-        )
+        # One transaction: concurrent first starts must not race on creation or migration.
         with self._lock:
             try:
-                self._db.executescript(script)
+                self._db.executescript("BEGIN IMMEDIATE;" + _SCHEMA)
+                db = self._db
+                row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                if row is None:
+                    db.execute(
+                        "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                        (str(STORE_SCHEMA_VERSION),),
+                    )
+                elif row[0] == "1":
+                    # 1 -> 2: the new tables and guard were just created; the old trigger
+                    # that refused every delete goes.
+                    db.execute("DROP TRIGGER IF EXISTS events_no_delete")
+                    db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+                db.execute("COMMIT")
             except sqlite3.Error:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
@@ -133,7 +170,10 @@ class SQLiteStore:
 
     def _check_version(self) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None or int(row[0]) != STORE_SCHEMA_VERSION:
+        self._version = int(row[0]) if row else 0
+        # A schema-1 store opened read-only is read as it is (nothing was ever pruned).
+        readable = (1, STORE_SCHEMA_VERSION) if self._readonly else (STORE_SCHEMA_VERSION,)
+        if row is None or self._version not in readable:
             found = row[0] if row else "none"
             raise StoreVersionError(
                 f"{self.path} has store schema version {found}; this release reads version "
@@ -168,12 +208,34 @@ class SQLiteStore:
         rows = self._query("SELECT * FROM streams ORDER BY created_at, stream")
         return [StreamInfo(*r) for r in rows]
 
-    def head(self, stream: str) -> StreamHead:
+    def _has_pruned(self, stream: str | None = None) -> bool:
+        """Whether retention pruned anything (of `stream`): only then do reads also look at
+        `pruned_events`, so an unpruned store reads as fast as before."""
+        if self._version < 2:
+            return False
+        if stream is None:
+            return bool(self._query("SELECT 1 FROM pruned_events LIMIT 1"))
+        return bool(self._query("SELECT 1 FROM pruned_events WHERE stream = ? LIMIT 1", (stream,)))
+
+    def _last_row(self, table: str, columns: str, stream: str, below: int) -> Any:
         rows = self._query(
-            "SELECT seq, chain_hash FROM events WHERE stream = ? ORDER BY seq DESC LIMIT 1",
-            (stream,),
+            f"SELECT seq, {columns} FROM {table} WHERE stream = ? AND seq < ? "
+            "ORDER BY seq DESC LIMIT 1",
+            (stream, below),
         )
-        return StreamHead(rows[0][0], bytes(rows[0][1])) if rows else StreamHead()
+        return rows[0] if rows else None
+
+    def _last_leaf(self, columns: str, stream: str, below: int = 2**63 - 1) -> Any:
+        """(seq, *columns) of the last stored or pruned event of `stream` before `below`."""
+        found = [self._last_row("events", columns, stream, below)]
+        if self._has_pruned(stream):
+            found.append(self._last_row("pruned_events", columns, stream, below))
+        present = [r for r in found if r is not None]
+        return max(present, key=lambda r: r[0]) if present else None
+
+    def head(self, stream: str) -> StreamHead:
+        row = self._last_leaf("chain_hash", stream)
+        return StreamHead(row[0], bytes(row[1])) if row else StreamHead()
 
     def append_batch(self, rows: Sequence[EventRow]) -> None:
         if not rows:
@@ -225,8 +287,10 @@ class SQLiteStore:
         return int(self._query("SELECT count(*) FROM events WHERE stream = ?", (stream,))[0][0])
 
     def stream_names(self) -> list[str]:
+        pruned = " UNION SELECT DISTINCT stream FROM pruned_events" if self._has_pruned() else ""
         rows = self._query(
-            "SELECT stream FROM streams UNION SELECT DISTINCT stream FROM events ORDER BY 1"
+            f"SELECT stream FROM streams UNION SELECT DISTINCT stream FROM events{pruned} "
+            "ORDER BY 1"
         )
         return [r[0] for r in rows]
 
@@ -234,20 +298,34 @@ class SQLiteStore:
         self, stream: str, from_seq: int = 1, to_seq: int | None = None, *, bodies: bool = True
     ) -> Iterator[list[LeafRecord]]:
         page = 20_000
-        body = "IFNULL(CAST(body AS BLOB), x'')" if bodies else "x''"
         last = to_seq if to_seq is not None else 2**63 - 1
+        # BLOB columns come back as bytes: the rows are already the tuples we promise. The
+        # casts keep the promised types even if someone stored TEXT or NULL in a column
+        # (SQLite lets a tamperer do that): the verifier reports, never crashes. Only a
+        # pruned event's body is NULL.
+        stored = "IFNULL(CAST(body AS BLOB), x'')" if bodies else "x''"
+        columns = (
+            "CAST(seq AS INTEGER), IFNULL(CAST(timestamp AS TEXT), ''), {body}, "
+            "IFNULL(CAST(leaf_hash AS BLOB), x''), IFNULL(CAST(chain_hash AS BLOB), x'')"
+        )
+        where = "WHERE stream = ? AND seq >= ? AND seq <= ?"
+        pruned = self._has_pruned(stream)
+        if pruned:
+            # A compound ordered by the raw seq, so SQLite merges two index-ordered scans
+            # under the LIMIT; the extra first column is dropped below.
+            query = (
+                f"SELECT seq, {columns.format(body=stored)} FROM events {where} UNION ALL "
+                f"SELECT seq, {columns.format(body='NULL')} FROM pruned_events {where} "
+                "ORDER BY 1 LIMIT ?"
+            )
+        else:
+            query = f"SELECT {columns.format(body=stored)} FROM events {where} ORDER BY seq LIMIT ?"
         next_seq = from_seq
         while next_seq <= last:
-            # BLOB columns come back as bytes: the rows are already the tuples we promise.
-            # The casts keep the promised types even if someone stored TEXT or NULL in a
-            # column (SQLite lets a tamperer do that): the verifier reports, never crashes.
-            rows: list[LeafRecord] = self._query(
-                f"SELECT CAST(seq AS INTEGER), IFNULL(CAST(timestamp AS TEXT), ''), {body}, "
-                "IFNULL(CAST(leaf_hash AS BLOB), x''), IFNULL(CAST(chain_hash AS BLOB), x'') "
-                "FROM events "
-                "WHERE stream = ? AND seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
-                (stream, next_seq, last, page),
-            )
+            params: tuple[Any, ...] = (stream, next_seq, last)
+            params = (*params, *params, page) if pruned else (*params, page)
+            raw = self._query(query, params)
+            rows: list[LeafRecord] = [r[1:] for r in raw] if pruned else raw
             if rows:
                 yield rows
             if len(rows) < page:
@@ -255,30 +333,36 @@ class SQLiteStore:
             next_seq = rows[-1][0] + 1
 
     def leaf_hashes(self, stream: str, from_seq: int, to_seq: int) -> list[tuple[int, bytes]]:
-        rows = self._query(
-            "SELECT seq, leaf_hash FROM events WHERE stream = ? AND seq >= ? AND seq <= ? "
-            "ORDER BY seq",
-            (stream, from_seq, to_seq),
+        tables = ["events", "pruned_events"] if self._has_pruned(stream) else ["events"]
+        rows = sorted(
+            r
+            for table in tables
+            for r in self._query(
+                f"SELECT seq, leaf_hash FROM {table} WHERE stream = ? AND seq >= ? AND seq <= ? "
+                "ORDER BY seq",
+                (stream, from_seq, to_seq),
+            )
         )
         return [(r[0], r[1] if isinstance(r[1], bytes) else bytes(r[1] or b"")) for r in rows]
 
     def row_before(self, stream: str, seq: int) -> tuple[bytes, str] | None:
         """(chain hash, timestamp) of the last stored row before `seq` (parallel verifier)."""
-        rows = self._query(
-            "SELECT chain_hash, timestamp FROM events WHERE stream = ? AND seq < ? "
-            "ORDER BY seq DESC LIMIT 1",
-            (stream, seq),
-        )
-        return (bytes(rows[0][0]), rows[0][1]) if rows else None
+        row = self._last_leaf("chain_hash, timestamp", stream, seq)
+        return (bytes(row[1]), row[2]) if row else None
 
     def seq_boundaries(self, stream: str, every: int) -> list[int]:
         """The seq of the 1st, (every+1)th, (2*every+1)th... stored row of a stream."""
         rows = self._query(
             "SELECT seq FROM (SELECT seq, row_number() OVER (ORDER BY seq) AS n "
-            "FROM events WHERE stream = ?) WHERE (n - 1) % ? = 0",
+            f"FROM {self._seqs(stream)} WHERE stream = ?) WHERE (n - 1) % ? = 0",
             (stream, every),
         )
         return [int(r[0]) for r in rows]
+
+    def _seqs(self, stream: str) -> str:
+        if not self._has_pruned(stream):
+            return "events"
+        return "(SELECT stream, seq FROM events UNION ALL SELECT stream, seq FROM pruned_events)"
 
     def append_checkpoint(self, row: CheckpointRow) -> None:
         try:
@@ -319,6 +403,72 @@ class SQLiteStore:
             (stream,),
         )
         return checkpoint_row(rows[0]) if rows else None
+
+    def prune(self, stream: str, ranges: Sequence[tuple[int, int]], run_id: str) -> int:
+        pruned = 0
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                for first, last in ranges:
+                    self._db.execute(PRUNE_COPY.format(p="?"), (run_id, stream, first, last))
+                    pruned += self._db.execute(
+                        PRUNE_DELETE.format(p="?"), (stream, first, last)
+                    ).rowcount
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise StoreError(f"cannot prune {stream}: {exc}") from exc
+        return pruned
+
+    def pruned_ranges(self, stream: str | None = None) -> list[PrunedRange]:
+        if not self._has_pruned(stream):
+            return []
+        # Gaps-and-islands: consecutive seqs of one run share seq - row_number().
+        where = "WHERE stream = ?" if stream is not None else ""
+        rows = self._query(
+            "SELECT stream, min(seq), max(seq), run_id FROM (SELECT stream, seq, run_id, "
+            "seq - row_number() OVER (PARTITION BY stream, run_id ORDER BY seq) AS island "
+            f"FROM pruned_events {where}) GROUP BY stream, run_id, island "
+            "ORDER BY stream, min(seq)",
+            (stream,) if stream is not None else (),
+        )
+        return [PrunedRange(r[0], int(r[1]), int(r[2]), r[3]) for r in rows]
+
+    def put_subject_key(self, key_id: str, wrapped: bytes, created_at: str) -> bytes:
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO subject_keys (key_id, wrapped, created_at) "
+                    "VALUES (?, ?, ?)",
+                    (key_id, wrapped, created_at),
+                )
+                row = self._db.execute(
+                    "SELECT wrapped FROM subject_keys WHERE key_id = ?", (key_id,)
+                ).fetchone()
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot store a subject key: {exc}") from exc
+        return bytes(row[0])
+
+    def subject_key(self, key_id: str) -> bytes | None:
+        if self._version < 2:
+            return None
+        rows = self._query("SELECT wrapped FROM subject_keys WHERE key_id = ?", (key_id,))
+        return bytes(rows[0][0]) if rows else None
+
+    def delete_subject_key(self, key_id: str) -> bool:
+        with self._lock:
+            try:
+                # secure_delete zeroes the freed bytes; the checkpoint then moves the zeroed
+                # page into the main file and empties the WAL, so no copy of the key is left.
+                self._db.execute("PRAGMA secure_delete = ON")
+                deleted = self._db.execute(
+                    "DELETE FROM subject_keys WHERE key_id = ?", (key_id,)
+                ).rowcount
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot delete a subject key: {exc}") from exc
+        return deleted > 0
 
     def close(self) -> None:
         with self._lock:
