@@ -16,9 +16,13 @@ install: $(BIN)/python
 install-test: $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
-	@# The console's browser tests drive Debian's Chromium (Playwright never downloads one).
-	@command -v chromium >/dev/null || { apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@# The console's browser tests drive Debian's Chromium (Playwright never downloads one); the
+	@# syslog export tests run a real rsyslogd, with its GnuTLS driver for syslog over TLS.
+	@pkgs=""; command -v chromium >/dev/null || pkgs="chromium"; \
+	{ command -v rsyslogd >/dev/null && dpkg -s rsyslog-gnutls >/dev/null 2>&1; } || \
+		pkgs="$$pkgs rsyslog rsyslog-gnutls"; \
+	[ -z "$$pkgs" ] || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; }
 
 demo: install
 	$(BIN)/mcp-notary demo

@@ -137,6 +137,9 @@ def ocsf_record(event: Event) -> dict[str, Any]:
         "duration": None if event.get("duration_ms") is None else int(event["duration_ms"]),
         "metadata": {
             "version": OCSF_VERSION,
+            # `time_dt` is an attribute of the datetime profile: a consumer validates the event
+            # against the class plus the profiles it declares here.
+            "profiles": ["datetime"],
             "product": {"name": PRODUCT, "vendor_name": PRODUCT, "version": __version__},
             "uid": event["event_id"],
             "original_event_uid": event["event_id"],
