@@ -17,11 +17,13 @@ class NotaryConfig:
     redaction: dict[str, Any] = field(default_factory=dict)
     # Sections written by `mcp-notary init --template` (compliance/templates). Kept as tables:
     # [compliance] names the templates `report` uses; [capture], [retention] and [access]
-    # record what they require (retention is informational until it is built).
+    # record what they require; [retention] is applied by `mcp-notary retention apply`.
     compliance: dict[str, Any] = field(default_factory=dict)
     capture: dict[str, Any] = field(default_factory=dict)
     retention: dict[str, Any] = field(default_factory=dict)
     access: dict[str, Any] = field(default_factory=dict)
+    # [erasure] names whose personal data each call carries (crypto-shredding).
+    erasure: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path | None) -> NotaryConfig:
@@ -34,7 +36,7 @@ class NotaryConfig:
             raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
-        tables = ("redaction", "compliance", "capture", "retention", "access")
+        tables = ("redaction", "compliance", "capture", "retention", "access", "erasure")
         known = {"store", "durability", *tables}
         unknown = sorted(set(raw) - known)
         if unknown:

@@ -14,6 +14,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +36,8 @@ from mcp_notary.ledger.keys import load_or_create_signing_key
 from mcp_notary.ledger.spool import SpoolingStore
 from mcp_notary.ledger.store import Store, StreamHead, StreamInfo, prepare_row
 from mcp_notary.ledger.writer import BATCH_MAX_WAIT_S, LedgerWriter
+from mcp_notary.lifecycle.sealing import SubjectRule, rules_from_config, seal_event, subject_of
+from mcp_notary.lifecycle.vault import SubjectKeyring, VaultKey, load_or_create_vault_key
 from mcp_notary.redact.api import Redactor
 from mcp_notary.redact.policy import PolicyRedactor, RedactionPolicy
 from mcp_notary.vocabulary import Direction, Kind, Outcome
@@ -60,10 +63,11 @@ def _process_alive(info: StreamInfo) -> bool:
 
 def _last_phase(store: Store, stream: str, head: StreamHead) -> str | None:
     """The lifecycle phase of a stream's last event, if that event is a lifecycle record;
-    ``"read"`` for an `audit_access` record: a reader's stream needs no closing record, since
-    each read was made durable before it was answered."""
+    ``"read"`` for an `audit_access` record (or a lifecycle command's record): a reader's
+    stream needs no closing record, since each record was made durable before the command
+    went on."""
     last = next(iter(store.scan(stream, from_seq=max(head.seq, 1))), None)
-    if last is not None and last.kind == "audit_access":
+    if last is not None and last.kind in ("audit_access", "retention", "legal_hold", "erasure"):
         return "read"
     if last is None or last.kind != "lifecycle":
         return None
@@ -75,6 +79,21 @@ def _last_phase(store: Store, stream: str, head: StreamHead) -> str | None:
 def redactor_from_config(config: NotaryConfig) -> PolicyRedactor:
     """The redactor a `mcp-notary.toml` asks for (defaults without one); reads the key file."""
     return PolicyRedactor.from_config(RedactionPolicy.from_mapping(config.redaction))
+
+
+@dataclass(frozen=True)
+class SubjectSealing:
+    """Seal the payload of calls that carry a data subject's personal data under that
+    subject's key (`[erasure]` in mcp-notary.toml), so `mcp-notary erase` can shred it."""
+
+    rules: tuple[SubjectRule, ...]
+    vault: VaultKey
+
+
+def sealing_from_config(config: NotaryConfig) -> SubjectSealing | None:
+    """None unless `[erasure]` names subjects (the vault key file is read only then)."""
+    rules = rules_from_config(config.erasure)
+    return SubjectSealing(rules, load_or_create_vault_key()) if rules else None
 
 
 def key_file_checkpointing(
@@ -107,8 +126,11 @@ class AuditRecorder:
         durability: Durability = "batched",
         stream_label: str | None = None,
         checkpointing: CheckpointSettings | None = None,
+        sealing: SubjectSealing | None = None,
     ) -> None:
         self.store = store
+        self.sealing = sealing
+        self._keyring = SubjectKeyring(store, sealing.vault) if sealing is not None else None
         self.checkpointing = checkpointing
         self._checkpointer: Checkpointer | None = None
         self.redactor = redactor
@@ -276,10 +298,14 @@ class AuditRecorder:
             tools = draft.raw_result.get("tools")
             if isinstance(tools, list):
                 self.redactor.observe_tools(self.context.server_name or session.server_name, tools)
+        subject = subject_of(draft, self.sealing.rules) if self.sealing is not None else None
         try:
             event = self.redactor.finalize(draft)
-        except Exception as exc:  # fail closed: record that redaction failed, store no payload
-            _warn(f"redaction failed: {exc!r}")
+            if subject is not None and self._keyring is not None:
+                event = seal_event(event, *self._keyring.key_for(subject))
+        except Exception as exc:  # fail closed: record what failed, store no payload
+            stage = "redaction" if subject is None else "redaction or sealing"
+            _warn(f"{stage} failed: {exc!r}")
             draft.raw_params = draft.raw_result = draft.raw_error_data = None
             draft.raw_error_message = None
             draft.details = {**(draft.details or {}), "redaction_failed": type(exc).__name__}
@@ -315,6 +341,7 @@ def recorder_for_server(
         ),
         stream_label=name if isinstance(name, str) else None,
         checkpointing=key_file_checkpointing(),
+        sealing=sealing_from_config(config),
     )
     recorder.start()
 

@@ -17,6 +17,9 @@ Kind = Literal[
     "audit_access",  # a read of the audit log (audit of audits)
     "integrity_alert",  # verification found a break
     "key_rotation",  # a redaction or signing key changed
+    "retention",  # a retention run archived or pruned events (ranges, counts, policy version)
+    "legal_hold",  # a legal hold was placed or released
+    "erasure",  # a data subject's key was destroyed (crypto-shredding)
 ]
 
 Outcome = Literal[

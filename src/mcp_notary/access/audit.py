@@ -23,6 +23,7 @@ from mcp_notary.ledger.store import EventRow, Store
 from mcp_notary.recorder import AuditRecorder
 from mcp_notary.redact.detectors import default_detectors
 from mcp_notary.redact.tokens import RedactionKey, load_or_create_key
+from mcp_notary.vocabulary import Kind, Outcome
 
 __all__ = ["AccessRecord", "Interface", "ReadAuditor", "access_details", "access_method"]
 
@@ -149,20 +150,35 @@ class ReadAuditor:
     def record(self, record: AccessRecord) -> EventRow:
         """Append the event and wait until it is durable. Raises `StoreError` if it is not:
         the caller must then refuse the read."""
+        if self._scrub is None:
+            self._scrub = detector_scrub()
+        return self.append(
+            "audit_access",
+            access_details(record, self._scrub),
+            principal=record.principal,
+            method=access_method(record.action),
+            outcome="success" if record.allowed else "denied",
+        )
+
+    def append(
+        self,
+        kind: Kind,
+        details: dict[str, Any],
+        *,
+        principal: Principal,
+        method: str | None = None,
+        outcome: Outcome | None = "success",
+    ) -> EventRow:
+        """Append a payload-free event of `kind` on the reader stream (a lifecycle command's
+        `retention`, `legal_hold` or `erasure` record) and wait until it is durable."""
         with self._lock:
             if self._closed:
                 raise StoreError("the reader stream is closed")
             if not self._started:
                 self.recorder.start(announce=False)
                 self._started = True
-        if self._scrub is None:
-            self._scrub = detector_scrub()
         future = self.recorder.record_event(
-            "audit_access",
-            access_details(record, self._scrub),
-            principal=record.principal,
-            method=access_method(record.action),
-            outcome="success" if record.allowed else "denied",
+            kind, details, principal=principal, method=method, outcome=outcome
         )
         try:
             row: EventRow = future.result(timeout=self.timeout_s)

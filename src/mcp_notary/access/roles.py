@@ -78,6 +78,11 @@ Action = Literal[
     "token_create",
     "token_revoke",
     "access_list",
+    # lifecycle of the trail (recorded as `retention`, `legal_hold`, `erasure` events too)
+    "retention",
+    "legal_hold",
+    "erase",
+    "unseal",  # open payloads sealed under a data subject's key
 ]
 ACTIONS: tuple[Action, ...] = Action.__args__  # type: ignore[attr-defined]
 
@@ -99,6 +104,10 @@ _NEEDS: dict[Action, tuple[Permission, ...]] = {
     "token_create": ("access.manage",),
     "token_revoke": ("access.manage",),
     "access_list": ("access.manage",),
+    "retention": ("config.manage",),
+    "legal_hold": ("legal_hold.manage",),
+    "erase": ("config.manage",),
+    "unseal": ("events.read",),
 }
 
 

@@ -28,7 +28,7 @@ DEFAULT_RETENTION_DAYS = 366
 _MAX_NOTE = 64 * 1024
 
 
-def _boto3_client(endpoint_url: str | None) -> Any:
+def boto3_client(endpoint_url: str | None) -> Any:
     try:
         import boto3  # type: ignore[import-untyped]
     except ImportError as exc:
@@ -56,7 +56,7 @@ class S3Anchor:
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.retention_days = retention_days
         self.name = f"s3://{bucket}/{self.prefix}"
-        self._client = client if client is not None else _boto3_client(endpoint_url)
+        self._client = client if client is not None else boto3_client(endpoint_url)
 
     @classmethod
     def from_url(cls, url: str, *, client: Any = None) -> S3Anchor:

@@ -70,9 +70,11 @@ def main() -> None:
     for command in (access, sql, serve):  # the read side (issue 7)
         cli.add_command(command)
     from mcp_notary.cli.init import init
+    from mcp_notary.cli.lifecycle import erase, hold, retention
     from mcp_notary.cli.report import report
 
-    for command in (init, report):  # compliance templates and evidence reports (issue 8)
+    # compliance templates, evidence reports, retention, legal hold, erasure (issue 8)
+    for command in (init, report, retention, hold, erase):
         cli.add_command(command)
     from mcp_notary.cli.export import export
 

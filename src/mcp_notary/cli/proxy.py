@@ -25,7 +25,12 @@ from mcp_notary.identity.bearer import BearerAuthenticator
 from mcp_notary.identity.principal import Principal
 from mcp_notary.identity.tokens import IntrospectionVerifier, JWTVerifier, TokenVerifier
 from mcp_notary.ledger.stores import open_store
-from mcp_notary.recorder import AuditRecorder, key_file_checkpointing, redactor_from_config
+from mcp_notary.recorder import (
+    AuditRecorder,
+    key_file_checkpointing,
+    redactor_from_config,
+    sealing_from_config,
+)
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -151,6 +156,7 @@ def proxy(
         ),
         stream_label=server_name or parts.netloc,
         checkpointing=key_file_checkpointing(),
+        sealing=sealing_from_config(config),
     )
     settings = ProxySettings(
         upstream=upstream,

@@ -24,12 +24,16 @@ from mcp_notary.ledger.keys import (
     trusted_keys_path_for,
     vkey_path_for,
 )
-from mcp_notary.ledger.store import LeafRecord, Store
+from mcp_notary.ledger.segment import SegmentError, decode_segment
+from mcp_notary.ledger.store import EventFilter, LeafRecord, Store
 from mcp_notary.ledger.stores import default_store_url, open_store, sqlite_path
+from mcp_notary.lifecycle.archive import Archive, open_archive
+from mcp_notary.lifecycle.retention import recorded_prunes
 from mcp_notary.verify.chain import Finding
 from mcp_notary.verify.checkpoints import CheckpointEvidence
 from mcp_notary.verify.parallel import PARALLEL_MIN_ROWS, ParallelRowChecker
 from mcp_notary.verify.report import TrailReport, verify_trail
+from mcp_notary.verify.segments import check_segment
 from mcp_notary.verify.trail import StreamChecker
 
 _MAX_CHECKPOINT_FILE = 64 * 1024
@@ -89,6 +93,44 @@ def gather_evidence(
     return evidence, known_origins
 
 
+def verify_archive(
+    ledger: Store,
+    archive: Archive,
+    keys: Sequence[TrustedKey],
+    origin_prefix: str,
+    known_origins: dict[str, str],
+    report: TrailReport,
+) -> int:
+    """Check every segment of `archive` (findings go into `report`); returns how many."""
+    count = 0
+    for name in archive.names():
+        count += 1
+        source = f"archive:{name}"
+        try:
+            segment = decode_segment(archive.get(name))
+        except SegmentError as exc:
+            report.findings.append(
+                Finding("unreadable", "*", None, f"{name}: {exc}", source=source)
+            )
+            continue
+        stored = [
+            r
+            for page in ledger.scan_leaves(
+                segment.stream, segment.first_seq, segment.last_seq, bodies=False
+            )
+            for r in page
+        ]
+        report.findings += check_segment(
+            segment,
+            source,
+            keys,
+            origin_prefix=origin_prefix,
+            known_origins=known_origins,
+            stored=stored,
+        )
+    return count
+
+
 def write_saved_checkpoints(
     report: TrailReport, evidence: Sequence[CheckpointEvidence], out: Path
 ) -> int:
@@ -142,6 +184,13 @@ def write_saved_checkpoints(
     default=None,
     help="Processes that read and hash big streams in parallel [default: CPU count].",
 )
+@click.option(
+    "--archive",
+    "archive_url",
+    metavar="DIR|s3://BUCKET/PREFIX",
+    help="Also verify the retention archive's segments, offline, against the trusted keys and "
+    "the hashes the store kept.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
 def verify(
     store: str | None,
@@ -151,6 +200,7 @@ def verify(
     origin_prefix: str,
     save_checkpoints: str | None,
     jobs: int | None,
+    archive_url: str | None,
     as_json: bool,
 ) -> None:
     """Verify every stream against its hashes and signed checkpoints.
@@ -207,6 +257,14 @@ def verify(
                 known_origins=known_origins,
                 anchors_given=len(anchors),
                 run_rows=run_rows,
+                retention=recorded_prunes(
+                    r.body for r in ledger.find(EventFilter(kind="retention"))
+                ),
+            )
+        segments = 0
+        if archive_url:
+            segments = verify_archive(
+                ledger, open_archive(archive_url), keys, origin_prefix, known_origins, report
             )
     finally:
         ledger.close()
@@ -218,9 +276,19 @@ def verify(
     if as_json:
         body = report.to_dict()
         body["trusted_keys"] = key_sources
+        if archive_url:
+            body["archive_segments"] = segments
         click.echo(json.dumps(body, indent=2))
     else:
         out = Console(highlight=False, soft_wrap=True)
+        for stream_report in report.streams:
+            for first, last in stream_report.pruned[:20]:
+                out.print(
+                    f"[dim]i {escape(stream_report.stream)}: seq {first}..{last} deleted by "
+                    "a recorded retention run (hashes kept and verified)[/]"
+                )
+        if archive_url:
+            out.print(f"[dim]i {segments} archived segment(s) checked in {archive_url}[/]")
         for finding in report.all_findings():
             mark = "[red]✗[/]" if finding.severity == "integrity" else "[yellow]![/]"
             out.print(f"{mark} {escape(finding.describe())}")

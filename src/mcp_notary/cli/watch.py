@@ -9,6 +9,7 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -22,7 +23,7 @@ from mcp_notary.identity.local import os_principal
 from mcp_notary.ids import new_event_id, utc_timestamp
 from mcp_notary.ledger.checkpointer import Checkpointer, CheckpointSettings, KeySigner
 from mcp_notary.ledger.keys import load_or_create_signing_key
-from mcp_notary.ledger.store import LeafRecord, Store, StreamInfo
+from mcp_notary.ledger.store import EventRow, LeafRecord, Store, StreamInfo
 from mcp_notary.ledger.stores import default_store_url, open_store
 from mcp_notary.ledger.writer import LedgerWriter
 from mcp_notary.recorder import process_start_token
@@ -52,7 +53,8 @@ class OwnStream:
         self._writer: LedgerWriter | None = None
         self._checkpointer: Checkpointer | None = None
 
-    def submit(self, draft: EventDraft) -> None:
+    def submit(self, draft: EventDraft) -> Future[EventRow]:
+        """Queue a payload-free record; the future resolves once it is durable."""
         if self._writer is None:
             pid = os.getpid()
             self.store.create_stream(
@@ -73,7 +75,7 @@ class OwnStream:
                 self.stream,
                 on_committed=self._checkpointer.committed if self._checkpointer else None,
             )
-        self._writer.submit(payload_free_event(draft))
+        return self._writer.submit(payload_free_event(draft))
 
     def record_alert(self, payload: dict[str, Any]) -> None:
         self.submit(

@@ -16,7 +16,12 @@ from mcp_notary.events.build import CaptureContext
 from mcp_notary.identity.local import configured_principal, launch_facts, os_principal
 from mcp_notary.ledger.checkpointer import DEFAULT_INTERVAL_S
 from mcp_notary.ledger.stores import open_store
-from mcp_notary.recorder import AuditRecorder, key_file_checkpointing, redactor_from_config
+from mcp_notary.recorder import (
+    AuditRecorder,
+    key_file_checkpointing,
+    redactor_from_config,
+    sealing_from_config,
+)
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -85,6 +90,7 @@ def wrap(
         durability="strict" if mode == "strict" else "batched",
         stream_label=server_name or Path(command[0]).name,
         checkpointing=key_file_checkpointing(signing_key, anchors, checkpoint_interval),
+        sealing=sealing_from_config(config),
     )
     recorder.start()
     status: int | None = None

@@ -21,7 +21,8 @@ __all__ = ["FTS_COLUMNS", "FTS_TABLE", "SearchIndex", "index_ready"]
 
 FTS_TABLE = "events_fts"
 STATE_TABLE = "events_fts_state"
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"
+"""1: insert trigger. 2: adds the delete trigger, so retention's pruning leaves no postings."""
 BACKFILL_CHUNK = 20_000
 FTS_COLUMNS = (
     "tool",
@@ -56,6 +57,16 @@ CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_insert AFTER INSERT ON events BEGIN
     INSERT INTO {FTS_TABLE} (rowid, {_COLUMNS})
     SELECT new.rowid, {_EXTRACT}
     FROM (SELECT CAST(new.body AS TEXT) AS b) WHERE json_valid(b);
+END;
+"""
+
+# A contentless FTS5 table forgets a row only through its 'delete' command, given the very
+# values that were indexed: the same extraction from the deleted body.
+_DELETE_TRIGGER = f"""
+CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_delete AFTER DELETE ON events BEGIN
+    INSERT INTO {FTS_TABLE} ({FTS_TABLE}, rowid, {_COLUMNS})
+    SELECT 'delete', old.rowid, {_EXTRACT}
+    FROM (SELECT CAST(old.body AS TEXT) AS b) WHERE json_valid(b);
 END;
 """
 
@@ -104,13 +115,23 @@ class SearchIndex:
             raise StoreError(f"cannot build the search index: {exc}") from exc
 
     def _create(self) -> None:
-        if _state(self.db).get("version") == INDEX_VERSION:
+        version = _state(self.db).get("version")
+        if version == INDEX_VERSION:
+            return
+        if version == "1":
+            self.db.executescript(
+                "BEGIN IMMEDIATE;"
+                + _DELETE_TRIGGER
+                + f"UPDATE {STATE_TABLE} SET value = '{INDEX_VERSION}' WHERE key = 'version';"
+                + "COMMIT;"
+            )
             return
         # One script, one transaction: rows committed before the trigger exists are exactly
         # those up to `backfill_to`; every later row is indexed by the trigger.
         script = (
             "BEGIN IMMEDIATE;"
             + _CREATE
+            + _DELETE_TRIGGER
             + f"INSERT OR IGNORE INTO {STATE_TABLE} (key, value) "
             + "SELECT 'backfill_to', CAST(coalesce(max(rowid), 0) AS TEXT) FROM events;"
             + f"INSERT OR IGNORE INTO {STATE_TABLE} (key, value) VALUES ('backfilled_to', '0');"
@@ -119,6 +140,16 @@ class SearchIndex:
             + "COMMIT;"
         )
         self.db.executescript(script)
+
+    def upgrade(self) -> None:
+        """Bring an existing index to this version (no backfill); nothing if there is none."""
+        try:
+            if _state(self.db).get("version") is not None:
+                self._create()
+        except sqlite3.Error as exc:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise StoreError(f"cannot upgrade the search index: {exc}") from exc
 
     def _backfill(self, progress: Progress | None) -> int:
         state = _state(self.db)

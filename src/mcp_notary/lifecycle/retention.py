@@ -1,0 +1,363 @@
+"""Retention runs: decide (pure `plan_stream`), archive, record, prune.
+
+A run walks every stored event. One past its hot period is archived (when an archive is
+configured) and pruned from the store; one past its total period is pruned outright; one a
+legal hold matches is kept. Before anything is deleted, the run is recorded as a `retention`
+event (ranges, counts, policy version, segments) made durable in the ledger: the verifier
+accepts a pruned event only inside a range such a record names. Pruning keeps each event's
+position, leaf and chain hash, so the chain and every signed checkpoint still verify.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from mcp_notary.ids import new_event_id
+from mcp_notary.ledger.canonical import GENESIS_HASH
+from mcp_notary.ledger.checkpoint import Checkpoint
+from mcp_notary.ledger.checkpointer import CheckpointSigner, stream_origin
+from mcp_notary.ledger.merkle import CompactRange
+from mcp_notary.ledger.segment import Segment, SegmentError, decode_segment, encode_segment
+from mcp_notary.ledger.store import EventFilter, EventRow, Store, ranges_of
+from mcp_notary.lifecycle.archive import Archive
+from mcp_notary.lifecycle.holds import HeldRow, LegalHold, active_holds
+from mcp_notary.lifecycle.policy import NEVER_PRUNED, RetentionPolicy, cutoff
+
+__all__ = [
+    "SEGMENT_MAX_EVENTS",
+    "RetentionPlan",
+    "StreamPlan",
+    "apply_plan",
+    "plan_retention",
+    "plan_stream",
+    "recorded_prunes",
+]
+
+SEGMENT_MAX_EVENTS = 10_000
+
+Progress = Callable[[int], None]
+"""Called with the number of events just processed."""
+
+
+@dataclass
+class StreamPlan:
+    """What a run does to one stream: seq ranges to archive then prune, ranges to prune
+    without archiving (past their total period), and how many events holds kept."""
+
+    stream: str
+    archive: list[tuple[int, int]] = field(default_factory=list)
+    expire: list[tuple[int, int]] = field(default_factory=list)
+    held: int = 0
+    kept: int = 0
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    """Stored seq runs to write as segments: each covers archive ranges and the held or kept
+    events between them (copies of those are harmless and keep segments few and large)."""
+
+    @property
+    def pruned(self) -> list[tuple[int, int]]:
+        return ranges_of([s for a, b in [*self.archive, *self.expire] for s in range(a, b + 1)])
+
+    def count(self, ranges: list[tuple[int, int]]) -> int:
+        return sum(b - a + 1 for a, b in ranges)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stream": self.stream,
+            "archived": [list(r) for r in self.archive],
+            "expired": [list(r) for r in self.expire],
+            "pruned": [list(r) for r in self.pruned],
+            "archived_events": self.count(self.archive),
+            "expired_events": self.count(self.expire),
+            "held_events": self.held,
+        }
+
+
+@dataclass
+class RetentionPlan:
+    run_id: str
+    now: str
+    policy: RetentionPolicy
+    holds: list[LegalHold]
+    streams: list[StreamPlan] = field(default_factory=list)
+    expired_segments: list[str] = field(default_factory=list)
+    segments: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def active(self) -> list[StreamPlan]:
+        return [s for s in self.streams if s.archive or s.expire]
+
+    def totals(self) -> dict[str, int]:
+        return {
+            "archived_events": sum(s.count(s.archive) for s in self.streams),
+            "expired_events": sum(s.count(s.expire) for s in self.streams),
+            "held_events": sum(s.held for s in self.streams),
+            "kept_events": sum(s.kept for s in self.streams),
+        }
+
+    def details(self) -> dict[str, Any]:
+        """The `details` of the run's `retention` event."""
+        return {
+            "run_id": self.run_id,
+            "as_of": self.now,
+            "policy_version": self.policy.version,
+            "policy": self.policy.to_dict(),
+            "holds": [h.hold_id for h in self.holds],
+            **self.totals(),
+            "streams": [s.to_dict() for s in self.active],
+            "segments": self.segments,
+            "expired_segments": self.expired_segments,
+        }
+
+
+def plan_stream(
+    stream: str,
+    server: str | None,
+    rows: Iterable[EventRow],
+    policy: RetentionPolicy,
+    holds: list[LegalHold],
+    now: datetime,
+    *,
+    archiving: bool,
+    progress: Progress | None = None,
+) -> StreamPlan:
+    """Decide, for each stored event of one stream, whether this run archives, expires or
+    keeps it. Pure."""
+    plan = StreamPlan(stream)
+    cutoffs: dict[int, str] = {}
+
+    def past(days: int | None) -> str:
+        if days is None:
+            return ""  # nothing is older than the empty string
+        if days not in cutoffs:
+            cutoffs[days] = cutoff(now, days)
+        return cutoffs[days]
+
+    archive: list[int] = []
+    expire: list[int] = []
+    spans: list[list[int]] = []
+    open_span: list[int] | None = None  # the span still contiguous with the stored rows
+    previous = 0
+    n = 0
+    for n, row in enumerate(rows, 1):
+        if progress is not None and n % 1000 == 0:
+            progress(1000)
+        if row.seq != previous + 1:
+            open_span = None  # a gap (pruned before) ends the stored run
+        previous = row.seq
+        if row.kind in NEVER_PRUNED:
+            plan.kept += 1
+            continue
+        periods = policy.periods_for(stream, server, row.tool, row.kind)
+        past_total = row.timestamp < past(periods.total)
+        past_hot = archiving and row.timestamp < past(periods.hot)
+        if not (past_total or past_hot):
+            plan.kept += 1
+            continue
+        held = HeldRow(stream, row.seq, row.timestamp, row.tool, row.principal_id, row.body)
+        if any(h.matches(held) for h in holds):
+            plan.held += 1
+            continue
+        if past_total:
+            expire.append(row.seq)
+            continue
+        archive.append(row.seq)
+        if open_span is None:
+            open_span = [row.seq, row.seq]
+            spans.append(open_span)
+        else:
+            open_span[1] = row.seq
+    if progress is not None:
+        progress(n % 1000)
+    plan.archive, plan.expire = ranges_of(archive), ranges_of(expire)
+    plan.spans = [(a, b) for a, b in spans]
+    return plan
+
+
+def plan_retention(
+    store: Store,
+    policy: RetentionPolicy,
+    now: datetime,
+    *,
+    archive: Archive | None,
+    progress: Progress | None = None,
+) -> RetentionPlan:
+    """Plan a run over the whole store (reads only)."""
+    holds = active_holds(r.body for r in store.find(EventFilter(kind="legal_hold")))
+    plan = RetentionPlan(
+        run_id=new_event_id(),
+        now=now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        policy=policy,
+        holds=holds,
+    )
+    servers = {s.stream: s.server_name for s in store.streams()}
+    for stream in store.stream_names():
+        plan.streams.append(
+            plan_stream(
+                stream,
+                servers.get(stream),
+                store.scan(stream),
+                policy,
+                holds,
+                now,
+                archiving=archive is not None,
+                progress=progress,
+            )
+        )
+    if archive is not None:
+        plan.expired_segments = _expired_segments(archive, plan.now)
+    return plan
+
+
+def _expired_segments(archive: Archive, now: str) -> list[str]:
+    expired = []
+    for name in archive.names():
+        try:
+            segment = decode_segment(archive.get(name))
+        except SegmentError:
+            continue  # not ours to delete; `verify --archive` reports it
+        if segment.expires_at is not None and segment.expires_at < now:
+            expired.append(name)
+    return expired
+
+
+def _chunks(ranges: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    out = []
+    for a, b in ranges:
+        for start in range(a, b + 1, size):
+            out.append((start, min(start + size - 1, b)))
+    return out
+
+
+def write_segments(
+    store: Store,
+    plan: StreamPlan,
+    archive: Archive,
+    signer: CheckpointSigner,
+    origin: str,
+    run_id: str,
+    expires_at: Callable[[str], str | None],
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
+    """Archive the plan's spans of one stream as signed, self-verifying segments
+    (at most `SEGMENT_MAX_EVENTS` each). One pass over the stream's leaves builds each
+    segment's prefix range and the root its checkpoint signs."""
+    chunks = _chunks(plan.spans, SEGMENT_MAX_EVENTS)
+    if not chunks:
+        return []
+    written: list[dict[str, Any]] = []
+    tree = CompactRange()
+    prev = GENESIS_HASH
+    i = 0
+    prefix: CompactRange | None = None
+    prev_at_start = prev
+    bodies: list[bytes] = []
+    newest = ""
+    for page in store.scan_leaves(plan.stream, 1, chunks[-1][1]):
+        for seq, ts, body, leaf, chain in page:
+            first, last = chunks[i]
+            if seq == first:
+                prefix = CompactRange.from_hashes(tree.size, tree.hashes)
+                prev_at_start = prev
+                bodies, newest = [], ""
+            tree.append(leaf)
+            prev = chain
+            if first <= seq <= last:
+                if body is None:
+                    raise SegmentError(f"{plan.stream} seq {seq} was pruned already")
+                bodies.append(body)
+                newest = max(newest, ts)
+            if seq == last and prefix is not None:
+                note = signer.sign_checkpoint(Checkpoint(origin, tree.size, tree.root()), [])
+                segment = Segment(
+                    stream=plan.stream,
+                    first_seq=first,
+                    last_seq=last,
+                    prefix=prefix,
+                    prev_chain_hash=prev_at_start,
+                    checkpoint=note.render(),
+                    bodies=tuple(bodies),
+                    run_id=run_id,
+                    expires_at=expires_at(newest),
+                )
+                where = archive.put(segment.name, encode_segment(segment), segment.expires_at)
+                written.append(
+                    {"stream": plan.stream, "first": first, "last": last, "location": where}
+                )
+                if progress is not None:
+                    progress(len(bodies))
+                i += 1
+                if i == len(chunks):
+                    return written
+    raise SegmentError(f"{plan.stream}: the store ended before seq {chunks[i][1]}")
+
+
+def apply_plan(
+    store: Store,
+    plan: RetentionPlan,
+    *,
+    archive: Archive | None,
+    signer: CheckpointSigner | None,
+    origin_prefix: str,
+    record: Callable[[dict[str, Any]], object],
+    progress: Progress | None = None,
+) -> None:
+    """Carry out `plan`: write segments, record the run (durably, through `record`), prune,
+    then delete archived segments past their total period."""
+
+    def expires(newest: str) -> str | None:
+        days = plan.policy.longest_total()
+        if days is None or not newest:
+            return None
+        moment = datetime.fromisoformat(newest.replace("Z", "+00:00")) + timedelta(days=days)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    for stream_plan in plan.active:
+        if stream_plan.archive:
+            if archive is None or signer is None:
+                raise ValueError("archiving needs an archive and a signing key")
+            latest = store.latest_checkpoint(stream_plan.stream)
+            origin = (
+                latest.origin
+                if latest is not None
+                else stream_origin(stream_plan.stream, origin_prefix)
+            )
+            plan.segments += write_segments(
+                store,
+                stream_plan,
+                archive,
+                signer,
+                origin,
+                plan.run_id,
+                expires,
+                progress,
+            )
+    if not plan.active and not plan.expired_segments:
+        return
+    record(plan.details())
+    for stream_plan in plan.active:
+        store.prune(stream_plan.stream, stream_plan.pruned, plan.run_id)
+        if progress is not None:
+            progress(stream_plan.count(stream_plan.expire))
+    if archive is not None:
+        for name in plan.expired_segments:
+            archive.delete(name)
+
+
+def recorded_prunes(bodies: Iterable[bytes]) -> dict[str, list[tuple[int, int]]]:
+    """Per stream, the seq ranges recorded retention runs pruned, from the stored bodies of
+    `retention` events (what `verify` accepts as deleted by policy)."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    for body in bodies:
+        try:
+            details = json.loads(body)["details"]
+            for entry in details["streams"]:
+                out.setdefault(str(entry["stream"]), []).extend(
+                    (int(a), int(b)) for a, b in entry["pruned"]
+                )
+        except (ValueError, KeyError, TypeError):
+            continue  # a damaged record is the verifier's to report
+    return out
