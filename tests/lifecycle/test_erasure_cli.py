@@ -1,0 +1,136 @@
+"""Crypto-shredding end to end: `wrap` seals the payload of calls that carry a data subject
+(configured in `[erasure]`) under that subject's key; `erase` destroys the key, refused while a
+legal hold covers the subject, and the trail still verifies."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import anyio
+from e2e_notary import Notary, store_files
+from mcp.client import Client
+from mcp.client.stdio import StdioServerParameters
+
+from mcp_notary.ledger.stores.sqlite import SQLiteStore
+from mcp_notary.lifecycle.sealing import ERASED, open_body
+from mcp_notary.lifecycle.vault import SubjectKeyring, load_or_create_vault_key
+
+CONFIG = """
+[erasure]
+subjects = [{ tool = "get_current_time", argument = "/timezone" }]
+"""
+ERASED_ZONE = "Asia/Kathmandu"  # the data subject to be erased
+KEPT_ZONE = "Pacific/Chatham"  # another subject, untouched
+
+
+async def calls(params: StdioServerParameters) -> list[str]:
+    texts = []
+    with anyio.fail_after(60):
+        async with Client(params) as client:
+            for zone in (ERASED_ZONE, KEPT_ZONE, ERASED_ZONE):
+                result = await client.call_tool("get_current_time", {"timezone": zone})
+                texts.append(result.content[0].text)  # type: ignore[union-attr]
+            await client.call_tool("convert_time", {
+                "source_timezone": "UTC", "time": "12:00", "target_timezone": "America/Lima",
+            })  # fmt: skip
+    return texts
+
+
+def raw_store_bytes(store: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in store_files(store))
+
+
+def sealed_calls(store: Path) -> list[dict]:
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        bodies = [json.loads(r[0]) for r in db.execute("SELECT body FROM events WHERE tool = ?",
+                                                         ("get_current_time",))]  # fmt: skip
+    finally:
+        db.close()
+    return bodies
+
+
+def test_erase_shreds_one_subject_and_keeps_the_chain(
+    notary: Notary, time_cmd: list[str], tmp_path: Path
+) -> None:
+    store = tmp_path / "audit.db"
+    config = tmp_path / "mcp-notary.toml"
+    config.write_text(CONFIG)
+    vault_file = tmp_path / "vault.key"
+    extra = {"MCP_NOTARY_VAULT_KEY_FILE": str(vault_file)}
+    params = notary.wrap_params(time_cmd, store, options=["--config", str(config)], extra_env=extra)
+    answers = anyio.run(calls, params)
+    assert ERASED_ZONE in answers[0] and KEPT_ZONE in answers[1]  # the server got real values
+
+    # Sealed at capture: neither subject's value is anywhere in the store's files.
+    raw = raw_store_bytes(store)
+    assert ERASED_ZONE.encode() not in raw and KEPT_ZONE.encode() not in raw
+    events = sealed_calls(store)
+    assert len(events) == 3
+    assert all("$sealed" in e["arguments"] and "$sealed" in e["response_summary"] for e in events)
+    # `convert_time` names no subject under the rule: not sealed (its target zone is visible).
+    assert b"America/Lima" in raw
+
+    # An auditor with the vault key opens them.
+    vault = load_or_create_vault_key(vault_file)
+    db = SQLiteStore(store, readonly=True)
+    keyring = SubjectKeyring(db, vault)
+    opened = [open_body(e, keyring.open) for e in events]
+    assert [o["arguments"]["timezone"] for o in opened] == [ERASED_ZONE, KEPT_ZONE, ERASED_ZONE]
+    key_id = vault.key_id(ERASED_ZONE)
+    wrapped = db.subject_key(key_id)
+    db.close()
+    assert wrapped is not None and wrapped in raw_store_bytes(store)
+
+    def cli(*args: str) -> int:
+        proc = notary.run(*args, store=store)
+        return proc.returncode
+
+    env_args = ("--vault-key", str(vault_file))
+    # A hold on the subject blocks erasure.
+    proc = notary.run("hold", "place", "--subject", ERASED_ZONE, *env_args, "--reason", "DSAR-9",
+                      store=store)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    hold_id = proc.stdout.decode().split()[1].rstrip(":")
+    refused = notary.run("erase", "--subject", ERASED_ZONE, *env_args, "--reason", "Art. 17",
+                         store=store)  # fmt: skip
+    assert refused.returncode == 6
+    assert hold_id in refused.stderr.decode()
+    assert wrapped in raw_store_bytes(store)
+
+    # Released, the erasure goes ahead and is recorded.
+    assert cli("hold", "release", hold_id, "--reason", "closed") == 0
+    done = notary.run("erase", "--subject", ERASED_ZONE, *env_args, "--reason", "Art. 17",
+                      store=store)  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    assert "2 sealed event(s)" in done.stdout.decode()
+
+    raw = raw_store_bytes(store)
+    assert wrapped not in raw  # no copy of the key left in the database, WAL or -shm
+    assert ERASED_ZONE.encode() not in raw
+    db = SQLiteStore(store, readonly=True)
+    keyring = SubjectKeyring(db, vault)
+    assert db.subject_key(key_id) is None
+    reopened = [open_body(e, keyring.open) for e in sealed_calls(store)]
+    db.close()
+    assert reopened[0]["arguments"] == {ERASED: key_id}
+    assert reopened[2]["response_summary"] == {ERASED: key_id}
+    assert reopened[1]["arguments"]["timezone"] == KEPT_ZONE  # the other subject is untouched
+
+    erasures = notary.events(store, "--kind", "erasure")
+    assert len(erasures) == 1
+    assert erasures[0]["details"]["subject_key"] == key_id
+    assert erasures[0]["details"]["sealed_events"] == 2
+    assert ERASED_ZONE not in json.dumps(erasures[0])
+
+    # The chain covers the ciphertext, so the trail verifies after the key is gone.
+    verified = notary.verify(store, "--json")
+    assert verified.returncode == 0, verified.stdout.decode()[-3000:]
+
+    # Erasing again is a clear error, not a silent success.
+    again = notary.run("erase", "--subject", ERASED_ZONE, *env_args, "--reason", "again",
+                       store=store)  # fmt: skip
+    assert again.returncode == 3
+    assert "nothing sealed, or erased" in again.stderr.decode()
