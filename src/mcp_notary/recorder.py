@@ -36,7 +36,15 @@ from mcp_notary.ledger.keys import load_or_create_signing_key
 from mcp_notary.ledger.spool import SpoolingStore
 from mcp_notary.ledger.store import Store, StreamHead, StreamInfo, prepare_row
 from mcp_notary.ledger.writer import BATCH_MAX_WAIT_S, LedgerWriter
-from mcp_notary.lifecycle.sealing import SubjectRule, rules_from_config, seal_event, subject_of
+from mcp_notary.lifecycle.policy import parse_days
+from mcp_notary.lifecycle.sealing import (
+    SubjectRule,
+    has_payload,
+    payload_key_id,
+    rules_from_config,
+    seal_event,
+    subject_of,
+)
 from mcp_notary.lifecycle.vault import SubjectKeyring, VaultKey, load_or_create_vault_key
 from mcp_notary.redact.api import Redactor
 from mcp_notary.redact.policy import PolicyRedactor, RedactionPolicy
@@ -82,18 +90,25 @@ def redactor_from_config(config: NotaryConfig) -> PolicyRedactor:
 
 
 @dataclass(frozen=True)
-class SubjectSealing:
-    """Seal the payload of calls that carry a data subject's personal data under that
-    subject's key (`[erasure]` in mcp-notary.toml), so `mcp-notary erase` can shred it."""
+class PayloadSealing:
+    """Seal payloads under keys that can be destroyed: the key of the data subject a call
+    carries (`[erasure]` subjects), so `mcp-notary erase` can shred it, and, with a payload
+    period (`[retention] payload`), the key of the event's day, which retention destroys when
+    the period ends while the event skeleton stays."""
 
     rules: tuple[SubjectRule, ...]
     vault: VaultKey
+    payload_period: bool = False
 
 
-def sealing_from_config(config: NotaryConfig) -> SubjectSealing | None:
-    """None unless `[erasure]` names subjects (the vault key file is read only then)."""
+def sealing_from_config(config: NotaryConfig) -> PayloadSealing | None:
+    """None unless subjects or a payload period are configured (only then is the vault key
+    file read)."""
     rules = rules_from_config(config.erasure)
-    return SubjectSealing(rules, load_or_create_vault_key()) if rules else None
+    period = parse_days(config.retention.get("payload"), "[retention].payload") is not None
+    if not rules and not period:
+        return None
+    return PayloadSealing(rules, load_or_create_vault_key(), period)
 
 
 def key_file_checkpointing(
@@ -126,7 +141,7 @@ class AuditRecorder:
         durability: Durability = "batched",
         stream_label: str | None = None,
         checkpointing: CheckpointSettings | None = None,
-        sealing: SubjectSealing | None = None,
+        sealing: PayloadSealing | None = None,
     ) -> None:
         self.store = store
         self.sealing = sealing
@@ -300,17 +315,25 @@ class AuditRecorder:
                 self.redactor.observe_tools(self.context.server_name or session.server_name, tools)
         subject = subject_of(draft, self.sealing.rules) if self.sealing is not None else None
         try:
-            event = self.redactor.finalize(draft)
-            if subject is not None and self._keyring is not None:
-                event = seal_event(event, *self._keyring.key_for(subject))
+            event = self._seal(self.redactor.finalize(draft), subject)
         except Exception as exc:  # fail closed: record what failed, store no payload
-            stage = "redaction" if subject is None else "redaction or sealing"
+            stage = "redaction" if self.sealing is None else "redaction or sealing"
             _warn(f"{stage} failed: {exc!r}")
             draft.raw_params = draft.raw_result = draft.raw_error_data = None
             draft.raw_error_message = None
             draft.details = {**(draft.details or {}), "redaction_failed": type(exc).__name__}
             event = payload_free_event(draft)
         return self._submit(event)
+
+    def _seal(self, event: AuditEvent, subject: str | None) -> AuditEvent:
+        if self.sealing is None or self._keyring is None or not has_payload(event):
+            return event
+        key_ids = [self.sealing.vault.key_id(subject)] if subject is not None else []
+        if self.sealing.payload_period:
+            key_ids.append(payload_key_id(event.timestamp))
+        if not key_ids:
+            return event
+        return seal_event(event, key_ids, [self._keyring.key(k) for k in key_ids])
 
     def _submit(self, event: AuditEvent) -> Future[Any]:
         if self._writer is None:

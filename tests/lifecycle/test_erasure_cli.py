@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -115,8 +116,8 @@ def test_erase_shreds_one_subject_and_keeps_the_chain(
     assert db.subject_key(key_id) is None
     reopened = [open_body(e, keyring.open) for e in sealed_calls(store)]
     db.close()
-    assert reopened[0]["arguments"] == {ERASED: key_id}
-    assert reopened[2]["response_summary"] == {ERASED: key_id}
+    assert reopened[0]["arguments"] == {ERASED: [key_id]}
+    assert reopened[2]["response_summary"] == {ERASED: [key_id]}
     assert reopened[1]["arguments"]["timezone"] == KEPT_ZONE  # the other subject is untouched
 
     erasures = notary.events(store, "--kind", "erasure")
@@ -134,3 +135,59 @@ def test_erase_shreds_one_subject_and_keeps_the_chain(
                        store=store)  # fmt: skip
     assert again.returncode == 3
     assert "nothing sealed, or erased" in again.stderr.decode()
+
+
+def test_payload_period_shreds_payloads_and_keeps_skeletons(
+    notary: Notary, time_cmd: list[str], tmp_path: Path
+) -> None:
+    store = tmp_path / "audit.db"
+    config = tmp_path / "mcp-notary.toml"
+    config.write_text('[retention]\npayload = "P1D"\n')
+    vault_file = tmp_path / "vault.key"
+    params = notary.wrap_params(
+        time_cmd,
+        store,
+        options=["--config", str(config)],
+        extra_env={"MCP_NOTARY_VAULT_KEY_FILE": str(vault_file)},
+    )
+    anyio.run(calls, params)
+    raw = raw_store_bytes(store)
+    assert ERASED_ZONE.encode() not in raw and b"America/Lima" not in raw  # every payload sealed
+    events = sealed_calls(store)
+    day_key = events[0]["details"]["sealed_under"]
+    assert day_key == [f"payload_{events[0]['timestamp'][:10]}"]
+
+    vault = load_or_create_vault_key(vault_file)
+    db = SQLiteStore(store, readonly=True)
+    assert open_body(events[0], SubjectKeyring(db, vault).open)["arguments"] == {
+        "timezone": ERASED_ZONE
+    }
+    db.close()
+
+    midnight = datetime.fromisoformat(events[0]["timestamp"][:10] + "T00:00:00+00:00")
+    now = (midnight + timedelta(days=3)).isoformat()
+
+    def apply() -> dict:
+        proc = notary.run("retention", "apply", "--config", str(config), "--now", now, "--json",
+                          store=store)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr.decode()
+        return json.loads(proc.stdout)
+
+    # A hold on the day's convert_time call keeps the whole day's key.
+    placed = notary.run("hold", "place", "--tool", "convert_time", "--reason", "audit 12",
+                        store=store)  # fmt: skip
+    hold_id = placed.stdout.decode().split()[1].rstrip(":")
+    held = apply()
+    assert held["payload_keys_held"] == day_key and held["payload_keys_destroyed"] == []
+    assert notary.run("hold", "release", hold_id, "--reason", "done", store=store).returncode == 0
+    run = apply()
+    assert run["payload_keys_destroyed"] == day_key
+
+    db = SQLiteStore(store, readonly=True)
+    keyring = SubjectKeyring(db, vault)
+    after = sealed_calls(store)
+    assert [open_body(e, keyring.open)["arguments"] for e in after] == [{ERASED: day_key}] * 3
+    db.close()
+    # The skeleton stays: who called which tool, when, with what outcome.
+    assert [(e["tool"], e["outcome"]) for e in after] == [("get_current_time", "success")] * 3
+    assert notary.verify(store).returncode == 0

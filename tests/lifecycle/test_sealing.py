@@ -24,7 +24,7 @@ from mcp_notary.lifecycle.sealing import (
 )
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=20,
 )
@@ -32,28 +32,33 @@ json_values = st.recursive(
 
 @given(arguments=json_values, summary=json_values)
 def test_sealed_fields_open_to_what_was_sealed(arguments: object, summary: object) -> None:
-    key = AESGCM.generate_key(256)
+    key, day = AESGCM.generate_key(256), AESGCM.generate_key(256)
     original = replace(event(), arguments=arguments, response_summary=summary,
                        error={"code": -1, "message": "boom"})  # fmt: skip
-    sealed = seal_event(original, "subj_1", key)
+    sealed = seal_event(original, ["subj_1", "payload_2026-11-24"], [key, day])
     body = json.loads(canonical_bytes(sealed.body("s", 1)))
-    assert body["details"]["subject_key"] == "subj_1"
-    opened = open_body(body, lambda kid: key if kid == "subj_1" else None)
+    assert body["details"]["sealed_under"] == ["subj_1", "payload_2026-11-24"]
+    opened = open_body(body, {"subj_1": key, "payload_2026-11-24": day}.get)
     expected = [None if v is None else v for v in (arguments, summary)]
     assert [opened["arguments"], opened["response_summary"]] == expected
     assert opened["error"] == {"code": -1, "message": "boom"}
 
 
 def test_without_the_key_or_in_another_event_a_payload_is_erased() -> None:
-    key = AESGCM.generate_key(256)
+    key, day = AESGCM.generate_key(256), AESGCM.generate_key(256)
+    ids = ["subj_1", "payload_2026-11-24"]
+    keys = {"subj_1": key, "payload_2026-11-24": day}
     one = json.loads(canonical_bytes(seal_event(replace(event(), arguments={"ssn": 1}),
-                                                "subj_1", key).body("s", 1)))  # fmt: skip
-    two = json.loads(canonical_bytes(seal_event(event(), "subj_1", key).body("s", 2)))
-    assert open_body(one, lambda _k: None)["arguments"] == {ERASED: "subj_1"}
+                                                ids, [key, day]).body("s", 1)))  # fmt: skip
+    two = json.loads(canonical_bytes(seal_event(event(), ids, [key, day]).body("s", 2)))
+    assert open_body(one, keys.get)["arguments"] == {"ssn": 1}
+    # Either key destroyed is enough: the subject's (erasure) or the day's (payload period).
+    assert open_body(one, {"subj_1": key}.get)["arguments"] == {ERASED: ["payload_2026-11-24"]}
+    assert open_body(one, {"payload_2026-11-24": day}.get)["arguments"] == {ERASED: ["subj_1"]}
     moved = {**two, "arguments": one["arguments"]}  # an envelope copied into another event
-    assert open_body(moved, lambda _k: key)["arguments"] == {ERASED: "subj_1"}
-    wrong = AESGCM.generate_key(256)  # a newer key of the subject, after an erasure
-    assert open_body(one, lambda _k: wrong)["arguments"] == {ERASED: "subj_1"}
+    assert open_body(moved, keys.get)["arguments"] == {ERASED: ids}
+    wrong = {**keys, "subj_1": AESGCM.generate_key(256)}  # the subject's key after an erasure
+    assert open_body(one, wrong.get)["arguments"] == {ERASED: ids}
 
 
 def draft(tool: str, arguments: object, principal: str = "alice") -> EventDraft:

@@ -175,7 +175,8 @@ def retention_show(store: str | None, config_path: str | None, as_json: bool) ->
                   f"{rule.periods.to_dict()['total'] or 'forever'}")  # fmt: skip
     out.print(f"  archive: {policy.archive or 'none (bodies stay in the store until total)'}")
     if policy.payload_days is not None:
-        out.print(f"  payload: P{policy.payload_days}D (sealed payloads: see docs/lifecycle.md)")
+        out.print(f"  payload: P{policy.payload_days}D (payloads sealed under day keys, which "
+                  "retention destroys)")  # fmt: skip
     out.print(f"  never pruned: {', '.join(sorted(NEVER_PRUNED))}")
     out.print(f"[bold]legal holds in force[/]: {len(holds)}")
     for h in holds:
@@ -261,7 +262,7 @@ def retention_apply(
                 ledger, policy, now, archive=archive,
                 progress=lambda n: progress.advance(task, n),
             )  # fmt: skip
-        if not dry_run and plan.active:
+        if not dry_run and plan.changes:
             signer = None
             if archive is not None:
                 key = load_signer(signing_key) if signing_key else load_or_create_signing_key(None)
@@ -296,6 +297,12 @@ def retention_apply(
     if archive is None and policy.default.hot is not None:
         out.print("[yellow]no archive configured: bodies stay in the store until their total "
                   "period ends[/]")  # fmt: skip
+    if plan.payload_keys or plan.payload_keys_held:
+        out.print(
+            f"payload period: {len(plan.payload_keys)} day key(s) "
+            f"{'would be' if dry_run else 'were'} destroyed (their payloads are shredded), "
+            f"{len(plan.payload_keys_held)} kept by legal holds"
+        )
     if plan.expired_segments:
         out.print(f"{len(plan.expired_segments)} archived segment(s) past their total period "
                   f"{'would be' if dry_run else 'were'} deleted")  # fmt: skip

@@ -329,6 +329,9 @@ class SpoolingStore:
     def subject_key(self, key_id: str) -> bytes | None:
         return self.inner.subject_key(key_id)
 
+    def subject_key_ids(self, prefix: str) -> list[str]:
+        return self.inner.subject_key_ids(prefix)
+
     def delete_subject_key(self, key_id: str) -> bool:
         return self.inner.delete_subject_key(key_id)
 

@@ -321,6 +321,10 @@ class Store(Protocol):
 
     def subject_key(self, key_id: str) -> bytes | None: ...
 
+    def subject_key_ids(self, prefix: str) -> list[str]:
+        """The ids of the stored keys that start with `prefix`, sorted."""
+        ...
+
     def delete_subject_key(self, key_id: str) -> bool:
         """Destroy a subject key (crypto-shredding), leaving no copy in the store's files.
         Returns whether it existed."""

@@ -26,6 +26,7 @@ from mcp_notary.ledger.store import EventFilter, EventRow, Store, ranges_of
 from mcp_notary.lifecycle.archive import Archive
 from mcp_notary.lifecycle.holds import HeldRow, LegalHold, active_holds
 from mcp_notary.lifecycle.policy import NEVER_PRUNED, RetentionPolicy, cutoff
+from mcp_notary.lifecycle.sealing import PAYLOAD_KEY_PREFIX
 
 __all__ = [
     "SEGMENT_MAX_EVENTS",
@@ -85,6 +86,14 @@ class RetentionPlan:
     streams: list[StreamPlan] = field(default_factory=list)
     expired_segments: list[str] = field(default_factory=list)
     segments: list[dict[str, Any]] = field(default_factory=list)
+    payload_keys: list[str] = field(default_factory=list)
+    """Day keys past the payload period, destroyed by this run."""
+    payload_keys_held: list[str] = field(default_factory=list)
+    """Day keys past the payload period that a legal hold keeps."""
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.active or self.expired_segments or self.payload_keys)
 
     @property
     def active(self) -> list[StreamPlan]:
@@ -110,6 +119,8 @@ class RetentionPlan:
             "streams": [s.to_dict() for s in self.active],
             "segments": self.segments,
             "expired_segments": self.expired_segments,
+            "payload_keys_destroyed": self.payload_keys,
+            "payload_keys_held": self.payload_keys_held,
         }
 
 
@@ -209,7 +220,37 @@ def plan_retention(
         )
     if archive is not None:
         plan.expired_segments = _expired_segments(archive, plan.now)
+    if policy.payload_days is not None:
+        plan.payload_keys, plan.payload_keys_held = _expired_payload_keys(
+            store, cutoff(now, policy.payload_days), holds
+        )
     return plan
+
+
+def _expired_payload_keys(
+    store: Store, before: str, holds: list[LegalHold]
+) -> tuple[list[str], list[str]]:
+    """Day keys whose whole day is older than `before`: (to destroy, kept by a hold)."""
+    expired, held = [], []
+    for key_id in store.subject_key_ids(PAYLOAD_KEY_PREFIX):
+        day = key_id[len(PAYLOAD_KEY_PREFIX) :]
+        try:
+            start = datetime.fromisoformat(day)
+        except ValueError:
+            continue
+        end = (start + timedelta(days=1)).strftime("%Y-%m-%d")
+        if end > before[:10]:
+            continue
+        rows = store.find(EventFilter(since=day, until=end)) if holds else []
+        if any(
+            h.matches(HeldRow(r.stream, r.seq, r.timestamp, r.tool, r.principal_id, r.body))
+            for r in rows
+            for h in holds
+        ):
+            held.append(key_id)
+        else:
+            expired.append(key_id)
+    return expired, held
 
 
 def _expired_segments(archive: Archive, now: str) -> list[str]:
@@ -335,13 +376,15 @@ def apply_plan(
                 expires,
                 progress,
             )
-    if not plan.active and not plan.expired_segments:
+    if not plan.changes:
         return
     record(plan.details())
     for stream_plan in plan.active:
         store.prune(stream_plan.stream, stream_plan.pruned, plan.run_id)
         if progress is not None:
             progress(stream_plan.count(stream_plan.expire))
+    for key_id in plan.payload_keys:
+        store.delete_subject_key(key_id)
     if archive is not None:
         for name in plan.expired_segments:
             archive.delete(name)

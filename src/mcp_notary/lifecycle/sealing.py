@@ -1,11 +1,13 @@
-"""Sealing payloads under a data subject's key (crypto-shredding). Pure: values and keys in,
-envelopes out, and back.
+"""Sealing payloads under keys that can be destroyed (crypto-shredding). Pure: values and keys
+in, envelopes out, and back.
 
 The fields that carry what a call said and returned (`arguments`, `response_summary`, the
 error's message and data) are replaced, after redaction and before canonicalisation, by an
-envelope ``{"$sealed": {"alg", "key", "nonce", "ct"}}``: AES-256-GCM of the field's canonical
-JSON, bound to the event and the field by its associated data so an envelope cannot be moved
-to another event. The chain hashes the envelope; destroying the key leaves it unopenable.
+envelope ``{"$sealed": {"alg", "keys", "nonce", "ct"}}``: AES-256-GCM of the field's canonical
+JSON under a key derived (HKDF) from every named key, bound to the event and the field by its
+associated data so an envelope cannot be moved to another event. The keys are a data subject's
+key (erased on request) and/or the key of the event's day (destroyed when the payload period
+ends); destroying any one leaves the envelope unopenable. The chain hashes the envelope.
 """
 
 from __future__ import annotations
@@ -20,15 +22,20 @@ from typing import Any
 import rfc8785
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from mcp_notary.errors import ConfigError
 from mcp_notary.events.model import AuditEvent, EventDraft
 
 __all__ = [
     "ERASED",
+    "PAYLOAD_KEY_PREFIX",
     "SEALED",
     "SubjectRule",
+    "has_payload",
     "open_body",
+    "payload_key_id",
     "rules_from_config",
     "seal_event",
     "subject_of",
@@ -39,45 +46,59 @@ ERASED = "$erased"
 _ALG = "A256GCM"
 
 
-def _aad(event_id: str, field: str, key_id: str) -> bytes:
-    return f"mcp-notary/sealed/1\n{event_id}\n{field}\n{key_id}".encode()
+def _aad(event_id: str, field: str, key_ids: Sequence[str]) -> bytes:
+    return f"mcp-notary/sealed/1\n{event_id}\n{field}\n{','.join(key_ids)}".encode()
 
 
-def seal_value(value: Any, key: bytes, key_id: str, event_id: str, field: str) -> dict[str, Any]:
+def data_key(key_ids: Sequence[str], keys: Sequence[bytes]) -> bytes:
+    """The AES-256 key of an envelope sealed under all of `keys` (named `key_ids`)."""
+    info = b"mcp-notary/sealed/1 " + ",".join(key_ids).encode()
+    return HKDF(SHA256(), 32, salt=None, info=info).derive(b"".join(keys))
+
+
+def seal_value(
+    value: Any, key: bytes, key_ids: Sequence[str], event_id: str, field: str
+) -> dict[str, Any]:
     nonce = secrets.token_bytes(12)
-    ct = AESGCM(key).encrypt(nonce, rfc8785.dumps(value), _aad(event_id, field, key_id))
+    ct = AESGCM(key).encrypt(nonce, rfc8785.dumps(value), _aad(event_id, field, key_ids))
     return {
         SEALED: {
             "alg": _ALG,
-            "key": key_id,
+            "keys": list(key_ids),
             "nonce": base64.b64encode(nonce).decode(),
             "ct": base64.b64encode(ct).decode(),
         }
     }
 
 
-def open_value(envelope: Mapping[str, Any], key: bytes | None, event_id: str, field: str) -> Any:
-    """The sealed value, or ``{"$erased": key_id}`` when the key is gone (or is a newer key
-    of the same subject, made after an erasure)."""
+def open_value(
+    envelope: Mapping[str, Any], keys: Callable[[str], bytes | None], event_id: str, field: str
+) -> Any:
+    """The sealed value, or ``{"$erased": [key ids]}`` naming the keys that are gone (a key
+    that no longer opens it, such as a subject's new key after an erasure, counts as gone)."""
     sealed = envelope[SEALED]
-    if key is not None:
+    key_ids = [str(k) for k in sealed.get("keys", [])]
+    found = [keys(k) for k in key_ids]
+    gone = [k for k, v in zip(key_ids, found, strict=True) if v is None]
+    if not gone and key_ids:
         try:
-            plain = AESGCM(key).decrypt(
+            plain = AESGCM(data_key(key_ids, [v for v in found if v is not None])).decrypt(
                 base64.b64decode(sealed["nonce"]),
                 base64.b64decode(sealed["ct"]),
-                _aad(event_id, field, sealed["key"]),
+                _aad(event_id, field, key_ids),
             )
             return json.loads(plain)
         except (InvalidTag, ValueError):
-            pass
-    return {ERASED: sealed["key"]}
+            gone = key_ids
+    return {ERASED: gone}
 
 
-def seal_event(event: AuditEvent, key_id: str, key: bytes) -> AuditEvent:
-    """`event` with its payload fields sealed under the subject key `key_id`."""
+def seal_event(event: AuditEvent, key_ids: Sequence[str], keys: Sequence[bytes]) -> AuditEvent:
+    """`event` with its payload fields sealed under all of `keys` (named `key_ids`)."""
+    key = data_key(key_ids, keys)
 
     def seal(value: Any, field: str) -> Any:
-        return None if value is None else seal_value(value, key, key_id, event.event_id, field)
+        return None if value is None else seal_value(value, key, key_ids, event.event_id, field)
 
     error = event.error
     if error is not None:
@@ -85,7 +106,7 @@ def seal_event(event: AuditEvent, key_id: str, key: bytes) -> AuditEvent:
             **error,
             **{k: seal(error.get(k), f"error.{k}") for k in ("message", "data") if k in error},
         }
-    details = {**(event.details or {}), "subject_key": key_id}
+    details = {**(event.details or {}), "sealed_under": list(key_ids)}
     return replace(
         event,
         arguments=seal(event.arguments, "arguments"),
@@ -95,13 +116,29 @@ def seal_event(event: AuditEvent, key_id: str, key: bytes) -> AuditEvent:
     )
 
 
+def has_payload(event: AuditEvent) -> bool:
+    error = event.error or {}
+    return any(
+        v is not None
+        for v in (event.arguments, event.response_summary, error.get("message"), error.get("data"))
+    )
+
+
+PAYLOAD_KEY_PREFIX = "payload_"
+
+
+def payload_key_id(timestamp: str) -> str:
+    """The key of one UTC day's payloads: ``payload_2026-11-24``."""
+    return f"{PAYLOAD_KEY_PREFIX}{timestamp[:10]}"
+
+
 def open_body(body: Mapping[str, Any], keys: Callable[[str], bytes | None]) -> dict[str, Any]:
     """A stored event with every sealed field opened (or marked erased)."""
     event_id = str(body.get("event_id", ""))
 
     def opened(value: Any, field: str) -> Any:
         if isinstance(value, dict) and SEALED in value:
-            return open_value(value, keys(value[SEALED]["key"]), event_id, field)
+            return open_value(value, keys, event_id, field)
         return value
 
     out = dict(body)

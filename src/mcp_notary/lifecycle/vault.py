@@ -1,4 +1,5 @@
-"""Per-subject payload keys for crypto-shredding. I/O edge: a key file and the store.
+"""Payload keys for crypto-shredding (per data subject, and per day for the payload period).
+I/O edge: a key file and the store.
 
 Each data subject gets a random AES-256 key. The store keeps it only wrapped (AES-GCM) under
 the vault key, a file outside the store like the signing and redaction keys, so a copy of the
@@ -115,15 +116,19 @@ class SubjectKeyring:
     def key_for(self, subject: str) -> tuple[str, bytes]:
         """The subject's key id and key, created and stored if it has none."""
         key_id = self.vault.key_id(subject)
+        return key_id, self.key(key_id)
+
+    def key(self, key_id: str) -> bytes:
+        """The key named `key_id` (a subject's, or a day's payload key), created if missing."""
         with self._lock:
             cached = self._cache.get(key_id)
             if cached is not None and time.monotonic() - cached[1] < CACHE_S:
-                return key_id, cached[0]
+                return cached[0]
             fresh = self.vault.wrap(key_id, AESGCM.generate_key(256))
             stored = self.store.put_subject_key(key_id, fresh, utc_timestamp())
             key = self.vault.unwrap(key_id, stored)
             self._cache[key_id] = (key, time.monotonic())
-            return key_id, key
+            return key
 
     def open(self, key_id: str) -> bytes | None:
         """The key named `key_id`, or None once it was erased."""

@@ -372,6 +372,13 @@ class PostgresStore:
         rows = self._query("SELECT wrapped FROM subject_keys WHERE key_id = %s", (key_id,))
         return bytes(rows[0][0]) if rows else None
 
+    def subject_key_ids(self, prefix: str) -> list[str]:
+        rows = self._query(
+            "SELECT key_id FROM subject_keys WHERE left(key_id, %s) = %s ORDER BY key_id",
+            (len(prefix), prefix),
+        )
+        return [r[0] for r in rows]
+
     def delete_subject_key(self, key_id: str) -> bool:
         def run(db: psycopg.Connection[Any]) -> bool:
             deleted = db.execute("DELETE FROM subject_keys WHERE key_id = %s", (key_id,)).rowcount

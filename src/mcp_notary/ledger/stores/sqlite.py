@@ -456,6 +456,15 @@ class SQLiteStore:
         rows = self._query("SELECT wrapped FROM subject_keys WHERE key_id = ?", (key_id,))
         return bytes(rows[0][0]) if rows else None
 
+    def subject_key_ids(self, prefix: str) -> list[str]:
+        if self._version < 2:
+            return []
+        rows = self._query(
+            "SELECT key_id FROM subject_keys WHERE substr(key_id, 1, ?) = ? ORDER BY key_id",
+            (len(prefix), prefix),
+        )
+        return [r[0] for r in rows]
+
     def delete_subject_key(self, key_id: str) -> bool:
         with self._lock:
             try:
