@@ -208,3 +208,43 @@ def test_deletion_outside_retention_is_still_caught(
     assert all(
         s["pruned_by_policy"] for s in report["stream_reports"] if s["stream"] in aged.streams
     )
+
+
+def test_retention_on_postgresql(lifecycle_notary: Notary, tmp_path: Path) -> None:
+    """The same lifecycle on the shared store: the owner's `retention apply` prunes through the
+    delete guard, and `verify` tells the recorded ranges from a deletion by hand."""
+    import psycopg
+    from pgtest import pg_schema
+
+    notary = lifecycle_notary
+    key = notary.home / ".local/share/mcp-notary/checkpoint.key"
+    config = tmp_path / "mcp-notary.toml"
+    config.write_text(POLICY)
+    archive = tmp_path / "archive"
+    with pg_schema("lifecycle") as url:
+        trail = build_aged_trail(url, key, events=4_000, streams=2, days=400,
+                                 end=datetime(2026, 11, 1, tzinfo=UTC))  # fmt: skip
+        run = json.loads(run_ok(notary, "retention", "apply", "--store", url, "--config",
+                                str(config), "--archive", str(archive), "--now", NOW,
+                                "--json", store=None))  # fmt: skip
+        assert run["archived_events"] > 2_000 and run["expired_events"] > 300
+        proc = notary.run("verify", "--store", url, "--archive", str(archive), "--json")
+        assert proc.returncode == 0, proc.stdout.decode()[-3000:]
+        report = json.loads(proc.stdout)
+        pruned = sum(
+            r["last"] - r["first"] + 1
+            for s in report["stream_reports"]
+            for r in s["pruned_by_policy"]
+        )
+        assert pruned == run["archived_events"] + run["expired_events"]
+
+        with psycopg.connect(url, autocommit=True) as db:
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                db.execute("DELETE FROM events WHERE stream = %s AND seq = 1995",
+                           (trail.streams[0],))  # fmt: skip
+            db.execute("ALTER TABLE events DISABLE TRIGGER USER")
+            db.execute("DELETE FROM events WHERE stream = %s AND seq = 1990", (trail.streams[0],))
+        proc = notary.run("verify", "--store", url, "--json")
+        assert proc.returncode == 1
+        missing = [f for f in json.loads(proc.stdout)["findings"] if f["kind"] == "missing"]
+        assert [(f["stream"], f["seq"]) for f in missing] == [(trail.streams[0], 1990)]

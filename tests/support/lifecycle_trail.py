@@ -12,8 +12,8 @@ from mcp_notary.events.model import AuditEvent, Principal
 from mcp_notary.ids import new_event_id
 from mcp_notary.ledger.checkpointer import CheckpointSettings, KeySigner, seal_stream
 from mcp_notary.ledger.keys import load_or_create_signing_key
-from mcp_notary.ledger.store import StreamHead, StreamInfo, prepare_row
-from mcp_notary.ledger.stores.sqlite import SQLiteStore
+from mcp_notary.ledger.store import EventRow, Store, StreamHead, StreamInfo, prepare_row
+from mcp_notary.ledger.stores import open_store
 
 TOOLS = ("lookup_order", "refund", "get_current_time", "search_docs")
 PRINCIPALS = ("alice", "bob", "carol", "mallory")
@@ -25,7 +25,7 @@ def stamp(moment: datetime) -> str:
 
 @dataclass(frozen=True)
 class AgedTrail:
-    store: Path
+    store: Path | str
     streams: list[str]
     events: int
     first: datetime
@@ -33,18 +33,19 @@ class AgedTrail:
 
 
 def build_aged_trail(
-    store: Path, signing_key: Path, *, events: int, streams: int, days: int, end: datetime
+    store: Path | str, signing_key: Path, *, events: int, streams: int, days: int, end: datetime
 ) -> AgedTrail:
     """`events` calls over `days` days ending at `end`, round-robin over `streams` streams
-    (each in time order), every stream checkpointed and sealed."""
-    db = SQLiteStore(store)
+    (each in time order), every stream checkpointed and sealed. `store`: a SQLite path or a
+    PostgreSQL URL."""
+    db: Store = open_store(str(store))
     names = [f"host/{1000 + i}/aged-{i}" for i in range(streams)]
     heads = {name: StreamHead() for name in names}
     for name in names:
         db.create_stream(StreamInfo(name, stamp(end - timedelta(days=days)), "host", 1, "0", "srv"))
     start = end - timedelta(days=days)
     step = timedelta(days=days) / events
-    batch: dict[str, list] = {name: [] for name in names}
+    batch: dict[str, list[EventRow]] = {name: [] for name in names}
     for i in range(events):
         moment = start + step * i
         name = names[i % streams]
