@@ -38,7 +38,7 @@ from mcp_notary.ledger.stores import default_store_url, open_store, sqlite_path
 from mcp_notary.lifecycle.archive import open_archive
 from mcp_notary.lifecycle.holds import HeldRow, LegalHold, active_holds
 from mcp_notary.lifecycle.policy import NEVER_PRUNED, RetentionPolicy
-from mcp_notary.lifecycle.retention import RetentionPlan, apply_plan, plan_retention
+from mcp_notary.lifecycle.retention import RetentionPlan, run_retention
 from mcp_notary.lifecycle.vault import SubjectKeyring, load_or_create_vault_key
 from mcp_notary.vocabulary import Kind
 
@@ -106,7 +106,7 @@ def _holds(store: Store) -> list[LegalHold]:
 
 def _progress(console: Console, what: str, quiet: bool) -> Progress:
     return Progress(
-        TextColumn(what),
+        TextColumn(f"{what}: {{task.description}}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
@@ -256,29 +256,31 @@ def retention_apply(
     with lifecycle_session(store, "retention", "mcp-notary retention", query) as (ledger, record):
         if not dry_run and sqlite_path(store or default_store_url()) is not None:
             _upgrade_search_index(Path(str(sqlite_path(store or default_store_url()))))
-        with _progress(console, "planning", as_json) as progress:
-            task = progress.add_task("plan", total=ledger.count())
-            plan = plan_retention(
-                ledger, policy, now, archive=archive,
-                progress=lambda n: progress.advance(task, n),
-            )  # fmt: skip
-        if not dry_run and plan.changes:
-            signer = None
-            if archive is not None:
-                key = load_signer(signing_key) if signing_key else load_or_create_signing_key(None)
-                signer = KeySigner(key)
-            total = sum(s.count(s.archive) + s.count(s.expire) for s in plan.active)
-            with _progress(console, "archiving and pruning", as_json) as progress:
-                task = progress.add_task("apply", total=total)
-                apply_plan(
-                    ledger,
-                    plan,
-                    archive=archive,
-                    signer=signer,
-                    origin_prefix=DEFAULT_ORIGIN_PREFIX,
-                    record=lambda details: record("retention", details),
-                    progress=lambda n: progress.advance(task, n),
-                )
+        with _progress(console, "retention", as_json) as progress:
+            planning = progress.add_task("planning", total=ledger.count())
+            pruning = progress.add_task("archiving and pruning", total=None, start=False)
+
+            def planned(n: int) -> None:
+                progress.advance(planning, n)
+
+            def applied(n: int) -> None:
+                progress.start_task(pruning)
+                progress.advance(pruning, n)
+
+            plan = run_retention(
+                ledger,
+                policy,
+                now,
+                archive=archive,
+                signer=lambda: KeySigner(
+                    load_signer(signing_key) if signing_key else load_or_create_signing_key(None)
+                ),
+                origin_prefix=DEFAULT_ORIGIN_PREFIX,
+                record=lambda details: record("retention", details),
+                dry_run=dry_run,
+                planned=planned,
+                applied=applied,
+            )
     details = plan.details()
     if as_json:
         click.echo(json.dumps({"dry_run": dry_run, **details}, indent=2))

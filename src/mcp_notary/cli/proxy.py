@@ -25,6 +25,8 @@ from mcp_notary.identity.bearer import BearerAuthenticator
 from mcp_notary.identity.principal import Principal
 from mcp_notary.identity.tokens import IntrospectionVerifier, JWTVerifier, TokenVerifier
 from mcp_notary.ledger.stores import open_store
+from mcp_notary.lifecycle.policy import RetentionPolicy
+from mcp_notary.lifecycle.retention import scheduled_retention
 from mcp_notary.recorder import (
     AuditRecorder,
     key_file_checkpointing,
@@ -89,6 +91,13 @@ def _env_secret(name: str | None, what: str) -> str | None:
 )
 @click.option("--max-audited-body", type=int, default=DEFAULT_MAX_AUDITED_BODY, show_default=True)
 @click.option("--body-timeout", type=float, default=DEFAULT_BODY_TIMEOUT_S, show_default=True)
+@click.option(
+    "--retention-every",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="HOURS",
+    help="Apply the [retention] policy of --config to the store every HOURS (first run after "
+    "one interval); each run is recorded on this proxy's stream.",
+)
 def proxy(
     upstream: str,
     listen: str,
@@ -108,6 +117,7 @@ def proxy(
     rewrite_host: bool,
     max_audited_body: int,
     body_timeout: float,
+    retention_every: float | None,
 ) -> None:
     """Reverse-proxy the Streamable HTTP (or legacy HTTP+SSE) MCP server at URL and audit
     every message. Clients connect to --listen with the same paths as the upstream."""
@@ -123,6 +133,7 @@ def proxy(
         raise ConfigError("--auth needs --issuer (JWT) or --introspection-url (opaque tokens)")
     upstream_token = _env_secret(upstream_token_env, "--upstream-token-env")
     config = NotaryConfig.load(config_path)
+    policy = RetentionPolicy.from_mapping(config.retention) if retention_every else None
     http = httpx2.AsyncClient(timeout=10.0, trust_env=False)  # for the issuer, not upstream
     authenticator = None
     if auth_mode != "off":
@@ -178,6 +189,15 @@ def proxy(
         **_fast_stack(),
     )
     recorder.start()
+    schedule = None
+    if retention_every is not None and policy is not None:
+        schedule = scheduled_retention(
+            policy,
+            retention_every,
+            recorder.store,
+            lambda details: recorder.record_event("retention", details).result(timeout=60),
+            lambda message: click.echo(f"mcp-notary: {message}", err=True),
+        )
     reason = "stopped"
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
     # handler that was there before it; ours turns it into an exception, so the recorder
@@ -192,6 +212,8 @@ def proxy(
         reason = f"error: {type(exc).__name__}"
         raise
     finally:
+        if schedule is not None:
+            schedule.close()
         recorder.close(reason)
         recorder.store.close()
     sys.exit(0)

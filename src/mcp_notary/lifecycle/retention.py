@@ -31,11 +31,14 @@ from mcp_notary.lifecycle.sealing import PAYLOAD_KEY_PREFIX
 __all__ = [
     "SEGMENT_MAX_EVENTS",
     "RetentionPlan",
+    "RetentionSchedule",
     "StreamPlan",
     "apply_plan",
     "plan_retention",
     "plan_stream",
     "recorded_prunes",
+    "run_retention",
+    "scheduled_retention",
 ]
 
 SEGMENT_MAX_EVENTS = 10_000
@@ -404,3 +407,99 @@ def recorded_prunes(bodies: Iterable[bytes]) -> dict[str, list[tuple[int, int]]]
         except (ValueError, KeyError, TypeError):
             continue  # a damaged record is the verifier's to report
     return out
+
+
+def run_retention(
+    store: Store,
+    policy: RetentionPolicy,
+    now: datetime,
+    *,
+    archive: Archive | None,
+    signer: Callable[[], CheckpointSigner] | None,
+    origin_prefix: str,
+    record: Callable[[dict[str, Any]], object],
+    dry_run: bool = False,
+    planned: Progress | None = None,
+    applied: Progress | None = None,
+) -> RetentionPlan:
+    """One retention run: plan, then (unless `dry_run`) archive, record and prune. The CLI,
+    the proxy's schedule and `serve` all run this. `signer` is called only if segments are
+    written (it may read a key file)."""
+    plan = plan_retention(store, policy, now, archive=archive, progress=planned)
+    if dry_run or not plan.changes:
+        return plan
+    needs_signer = archive is not None and any(s.archive for s in plan.active)
+    apply_plan(
+        store,
+        plan,
+        archive=archive,
+        signer=signer() if needs_signer and signer is not None else None,
+        origin_prefix=origin_prefix,
+        record=record,
+        progress=applied,
+    )
+    return plan
+
+
+class RetentionSchedule:
+    """Runs `run` every `every_s` seconds on a daemon thread (first run after one interval);
+    a failed run is reported through `on_error` and retried at the next tick."""
+
+    def __init__(
+        self, every_s: float, run: Callable[[], object], on_error: Callable[[str], None]
+    ) -> None:
+        import threading
+
+        self.every_s = every_s
+        self._run = run
+        self._on_error = on_error
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="mcp-notary-retention", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                self._run()
+            except Exception as exc:  # the schedule must outlive one bad run
+                self._on_error(f"scheduled retention failed: {exc}")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=60)
+
+
+def scheduled_retention(
+    policy: RetentionPolicy,
+    every_hours: float,
+    store: Store,
+    record: Callable[[dict[str, Any]], object],
+    on_error: Callable[[str], None],
+) -> RetentionSchedule:
+    """A started schedule that applies `policy` to `store` (the proxy's or `serve`'s own store),
+    recording each run through `record` and signing segments with the checkpoint key file."""
+    from datetime import UTC
+
+    from mcp_notary.ledger.checkpointer import DEFAULT_ORIGIN_PREFIX, KeySigner
+    from mcp_notary.ledger.keys import load_or_create_signing_key
+    from mcp_notary.lifecycle.archive import open_archive
+
+    archive = open_archive(policy.archive) if policy.archive else None
+
+    def run_once() -> None:
+        run_retention(
+            store,
+            policy,
+            datetime.now(UTC),
+            archive=archive,
+            signer=lambda: KeySigner(load_or_create_signing_key(None)),
+            origin_prefix=DEFAULT_ORIGIN_PREFIX,
+            record=record,
+        )
+
+    schedule = RetentionSchedule(every_hours * 3600, run_once, on_error)
+    schedule.start()
+    return schedule
