@@ -11,15 +11,15 @@ from mcp_notary.access.roles import ACTIONS, ROLES, decide
 EXPECTED = {
     "auditor": {
         "search", "show", "proof", "export", "report", "sql", "verify", "stats", "checkpoints",
-        "alerts", "console_view",
+        "alerts", "console_view", "unseal",
     },
     "security": {
         "search", "show", "proof", "export", "report", "sql", "verify", "stats", "checkpoints",
-        "alerts", "console_view",
+        "alerts", "console_view", "unseal", "legal_hold",
     },
     "admin": {
         "verify", "stats", "checkpoints", "alerts", "console_view", "grant", "revoke",
-        "token_create", "token_revoke", "access_list",
+        "token_create", "token_revoke", "access_list", "retention", "erase",
     },
     "viewer": {"search", "show", "proof", "console_view"},
 }  # fmt: skip

@@ -72,3 +72,46 @@ def test_cli_search_for_a_secret_leaves_no_copy_in_the_store(tmp_path: Path) -> 
     assert read["details"]["decision"] == "allowed"
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("audit.db*"))
     assert SECRET.encode() not in raw
+
+
+def test_cli_search_for_a_secret_leaves_no_copy_in_a_postgres_store(tmp_path: Path) -> None:
+    """The same on PostgreSQL: the read is recorded in the schema, the secret is in no table."""
+    import psycopg
+    from pgtest import pg_schema
+
+    from mcp_notary.ledger.stores.postgres import PostgresStore
+
+    with pg_schema("scrub") as url:
+        PostgresStore(url).close()
+        env = {
+            **os.environ,
+            "HOME": str(tmp_path),
+            "XDG_DATA_HOME": str(tmp_path / "data"),
+            "XDG_STATE_HOME": str(tmp_path / "state"),
+            "MCP_NOTARY_REDACTION_KEY_FILE": str(tmp_path / "redaction.key"),
+            "MCP_NOTARY_SIGNING_KEY_FILE": str(tmp_path / "checkpoint.key"),
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "mcp_notary", "events", "--store", url, "--json",
+             "--search", SECRET, "--purpose", f"looking for {SECRET}"],
+            env=env, capture_output=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        with psycopg.connect(url, autocommit=True) as db:
+            bodies = [json.loads(bytes(b)) for (b,) in db.execute("SELECT body FROM events")]
+            tables = [
+                r[0]
+                for r in db.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                )
+            ]
+            dump = " ".join(
+                db.execute(
+                    f"SELECT coalesce(string_agg(t::text, ' '), '') FROM \"{t}\" AS t"
+                ).fetchone()[0]  # type: ignore[index]
+                for t in tables
+            )
+    (read,) = [b for b in bodies if b["kind"] == "audit_access"]
+    assert read["details"]["decision"] == "allowed" and read["details"]["returned"] == 0
+    assert "events" in tables and "access_tokens" in tables
+    assert SECRET not in dump and SECRET.encode().hex() not in dump

@@ -2,6 +2,8 @@
 
 Every run appends one `audit_access` event (to the store, never to stdout) naming the OS user,
 what was asked, how many events came back, and the purpose; refusals exit 5 and are recorded.
+Each test runs on both backends: an embedded SQLite file and a PostgreSQL schema (where `sql`
+is refused as SQLite-only).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from e2e_notary import Notary
+from pgtest import pg_schema
 from readside_trail import run_trail
 
 from mcp_notary.access.control import Caller
@@ -29,30 +33,42 @@ ME = pwd.getpwuid(os.getuid()).pw_name
 
 @dataclass
 class Trail:
-    store: Path
+    store: str  # a SQLite file or a postgresql:// URL
     notary: Notary
 
+    @property
+    def postgres(self) -> bool:
+        return self.store.startswith("postgresql://")
+
     def run(self, *args: str) -> Any:
-        return self.notary.run(*args, store=self.store)
+        return self.notary.run(*args, store=self.store)  # type: ignore[arg-type]
 
-    def reads(self, after: int) -> list[dict[str, Any]]:
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of `sql` (placeholders `?`), straight from the database."""
+        if self.postgres:
+            with psycopg.connect(self.store, autocommit=True) as db:
+                return db.execute(sql.replace("?", "%s").encode(), params).fetchall()
         db = sqlite3.connect(self.store)
-        rows = db.execute(
-            "SELECT body FROM events WHERE kind = 'audit_access' AND rowid > ? ORDER BY rowid",
-            (after,),
-        ).fetchall()
-        db.close()
-        return [json.loads(r[0]) for r in rows]
+        try:
+            return db.execute(sql, params).fetchall()
+        finally:
+            db.close()
 
-    def top(self) -> int:
-        db = sqlite3.connect(self.store)
-        (top,) = db.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()
-        db.close()
-        return int(top)
+    def top(self) -> set[str]:
+        """The ids of every stored event: what `reads` leaves out."""
+        return {r[0] for r in self.query("SELECT event_id FROM events")}
+
+    def reads(self, before: set[str]) -> list[dict[str, Any]]:
+        """`audit_access` events stored since `before` was taken, in order."""
+        rows = self.query(
+            "SELECT event_id, body FROM events WHERE kind = 'audit_access' "
+            "ORDER BY timestamp, stream, seq"
+        )
+        return [json.loads(bytes(body)) for event_id, body in rows if event_id not in before]
 
     def set_roles(self, principal: str, roles: set[str]) -> None:
         side = open_read_side(
-            str(self.store),
+            self.store,
             process_principal=Principal("test-setup", "service", "config"),
             interface="cli",
             label="test setup",
@@ -69,28 +85,35 @@ class Trail:
             side.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def trail(
-    notary: Notary, time_cmd: list[str], tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    notary: Notary,
+    time_cmd: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Trail]:
-    store = tmp_path_factory.mktemp("cli-read") / "audit.db"
-    run_trail(notary, time_cmd, store, 40)  # as the OS user
-    run_trail(notary, time_cmd, store, 20, principal="alice")
-    yield Trail(store, notary)
+    def made(store: str) -> Trail:
+        run_trail(notary, time_cmd, store, 40)  # type: ignore[arg-type]  # as the OS user
+        run_trail(notary, time_cmd, store, 20, principal="alice")  # type: ignore[arg-type]
+        return Trail(store, notary)
+
+    if request.param == "postgres":
+        with pg_schema("cliread") as url:
+            yield made(url)
+        return
+    yield made(str(tmp_path_factory.mktemp("cli-read") / "audit.db"))
 
 
 def test_events_json_is_the_stored_bytes_and_the_read_is_recorded(trail: Trail) -> None:
     before = trail.top()
     proc = trail.run("events", "--json", "--tool", "convert_time", "--purpose", "INC-7")
     assert proc.returncode == 0, proc.stderr.decode()
-    db = sqlite3.connect(trail.store)
     stored = [
         bytes(r[0])
-        for r in db.execute(
+        for r in trail.query(
             "SELECT body FROM events WHERE tool = 'convert_time' ORDER BY timestamp, stream, seq"
         )
     ]
-    db.close()
     assert proc.stdout == b"".join(b + b"\n" for b in stored)  # byte for byte, one per line
     assert b"audit_access" not in proc.stdout
     (read,) = trail.reads(before)
@@ -146,12 +169,12 @@ def test_cli_role_matrix(trail: Trail, role: str) -> None:
     # Someone holds a role and someone is admin: the store owner's rules no longer apply.
     trail.set_roles("ops", {"admin"})
     trail.set_roles(ME, set() if role == "none" else {role})
-    db = sqlite3.connect(trail.store)
-    (alice_event,) = db.execute(
+    ((alice_event,),) = trail.query(
         "SELECT event_id FROM events WHERE principal_id = 'alice' AND kind = 'call' LIMIT 1"
-    ).fetchone()
-    db.close()
+    )
     for name, (argv, action) in COMMANDS.items():
+        if name == "sql" and trail.postgres:
+            continue  # SQLite-only: see test_sql_is_refused_on_postgres
         before = trail.top()
         proc = trail.run(*[a.format(alice=alice_event) for a in argv])
         expected = EXPECTED[role][name]
@@ -200,16 +223,57 @@ def test_access_changes_are_ledger_events_and_tokens_are_stored_hashed(trail: Tr
         ("access/token_revoke", "carol"),
     ]
     assert changes[0]["details"]["purpose"] == "CHG-1"
-    raw = b"".join(p.read_bytes() for p in trail.store.parent.glob("audit.db*"))
-    assert token.encode() not in raw and token.split("_", 2)[2].encode() not in raw
-    db = sqlite3.connect(trail.store)
-    (stored_hash,) = db.execute(
+    if trail.postgres:
+        dumps = [
+            trail.query(f"SELECT coalesce(string_agg(t::text, ' '), '') FROM {table} AS t")[0][0]
+            for table in ("events", "access_grants", "access_tokens", "access_token_revocations")
+        ]
+        raw = " ".join(dumps).encode()
+        with pytest.raises(psycopg.errors.RaiseException, match="insert-only"):
+            trail.query("DELETE FROM access_tokens")
+    else:
+        raw = b"".join(p.read_bytes() for p in Path(trail.store).parent.glob("audit.db*"))
+        with pytest.raises(sqlite3.IntegrityError):
+            trail.query("DELETE FROM access_tokens")
+    assert b"carol" in raw  # the dump holds the records...
+    assert token.encode() not in raw and token.split("_", 2)[2].encode() not in raw  # ...not this
+    ((stored_hash,),) = trail.query(
         "SELECT secret_hash FROM access_tokens WHERE token_id = ?", (token_id,)
-    ).fetchone()
-    with pytest.raises(sqlite3.IntegrityError):
-        db.execute("DELETE FROM access_tokens")
-    db.close()
+    )
     assert stored_hash.startswith("$argon2id$")
     refused = trail.run("sql", "SELECT secret_hash FROM access_tokens")
     assert refused.returncode != 0
+    trail.set_roles(ME, set())
+
+
+def test_sql_is_refused_on_postgres(trail: Trail) -> None:
+    """Raw SQL is the embedded store's; on PostgreSQL it is refused before anything is read."""
+    if not trail.postgres:
+        pytest.skip("SQLite runs `sql` (test_cli_role_matrix)")
+    before = trail.top()
+    proc = trail.run("sql", "--json", "SELECT count(*) AS n FROM events")
+    assert proc.returncode != 0 and proc.stdout == b""
+    assert b"needs an embedded (SQLite) store" in proc.stderr
+    assert trail.reads(before) == []
+
+
+def test_show_prints_one_event_and_records_what_it_returned(trail: Trail) -> None:
+    """`show` prints the stored bytes of one event; an unknown id is an error, and both reads
+    are recorded with what they returned."""
+    trail.set_roles(ME, {"auditor"})
+    ((event_id, body),) = trail.query(
+        "SELECT event_id, body FROM events WHERE kind = 'call' AND tool = 'get_current_time' "
+        "ORDER BY timestamp LIMIT 1"
+    )
+    before = trail.top()
+    shown = trail.run("show", "--json", event_id)
+    assert shown.returncode == 0, shown.stderr.decode()
+    assert shown.stdout == bytes(body) + b"\n"
+    missing = trail.run("show", "--json", "00000000-0000-7000-8000-000000000000")
+    assert missing.returncode != 0 and b"no event with id" in missing.stderr
+    reads = trail.reads(before)
+    assert [(r["method"], r["details"]["returned"]) for r in reads] == [
+        ("audit/show", 1),
+        ("audit/show", 0),
+    ]
     trail.set_roles(ME, set())

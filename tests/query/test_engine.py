@@ -1,19 +1,27 @@
-"""The embedded store's query engine: filters, the search index (backfill and trigger),
-keyset pages, and read-only SQL."""
+"""The query engines, SQLite and PostgreSQL, on the same events and the same assertions:
+filters, the search index (SQLite: backfill and trigger; PostgreSQL: the expression index),
+keyset pages, activity; and the embedded store's read-only SQL."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+from pgtest import pg_schema
 
+from mcp_notary.errors import StoreError
 from mcp_notary.events.model import AuditEvent, Principal, SensitiveField, ServerInfo
 from mcp_notary.ids import new_event_id, utc_timestamp
-from mcp_notary.ledger.store import StreamHead, StreamInfo, prepare_row
+from mcp_notary.ledger.store import Store, StreamHead, StreamInfo, prepare_row
+from mcp_notary.ledger.stores.postgres import PostgresStore
 from mcp_notary.ledger.stores.sqlite import SQLiteStore
+from mcp_notary.query.engine import QueryEngine, open_query_engine
 from mcp_notary.query.model import Cursor, Query, QueryError
+from mcp_notary.query.postgres import PostgresQueryEngine
 from mcp_notary.query.sql import run_readonly_sql
 from mcp_notary.query.sqlite import SQLiteQueryEngine
 
@@ -39,7 +47,7 @@ def _event(i: int, **overrides: object) -> AuditEvent:
     return AuditEvent(**fields)  # type: ignore[arg-type]
 
 
-def _append(store: SQLiteStore, stream: str, events: list[AuditEvent]) -> None:
+def _append(store: Store, stream: str, events: list[AuditEvent]) -> None:
     head = store.head(stream)
     rows = []
     for event in events:
@@ -49,9 +57,7 @@ def _append(store: SQLiteStore, stream: str, events: list[AuditEvent]) -> None:
     store.append_batch(rows)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> SQLiteStore:
-    store = SQLiteStore(tmp_path / "audit.db")
+def _fill(store: Store) -> None:
     for name in ("s1", "s2"):
         store.create_stream(StreamInfo(name, utc_timestamp(), "h", 1, "0", "srv"))
     _append(store, "s1", [_event(i) for i in range(0, 60, 2)])
@@ -62,16 +68,49 @@ def store(tmp_path: Path) -> SQLiteStore:
     read = _event(61, kind="audit_access", tool=None, method="audit/search", arguments=None,
                   details={"query": {"text": "Lisbon"}})  # fmt: skip
     _append(store, "s2", [read])
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SQLiteStore:
+    """The embedded store (read-only SQL is SQLite's alone)."""
+    store = SQLiteStore(tmp_path / "audit.db")
+    _fill(store)
     return store
+
+
+@dataclass
+class Backend:
+    name: str
+    store: Store
+    url: str
+
+    def engine(self) -> QueryEngine:
+        return open_query_engine(self.url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "postgres":
+        with pg_schema("query") as url:
+            pg = PostgresStore(url)
+            _fill(pg)
+            yield Backend("postgres", pg, url)
+            pg.close()
+        return
+    sqlite = SQLiteStore(tmp_path / "audit.db")
+    _fill(sqlite)
+    yield Backend("sqlite", sqlite, str(tmp_path / "audit.db"))
+    sqlite.close()
 
 
 def _ids(rows: list) -> list[int]:  # type: ignore[type-arg]
     return [json.loads(r.body)["jsonrpc_id"] for r in rows]
 
 
-def test_filters_without_the_index(store: SQLiteStore) -> None:
-    engine = SQLiteQueryEngine(store.path)
-    assert not engine.indexed
+def test_filters_without_the_index(backend: Backend) -> None:
+    engine = backend.engine()
+    # PostgreSQL's index is part of the schema; SQLite's is built on first use.
+    assert engine.indexed is (backend.name == "postgres")
     everything = engine.search(Query(limit=None)).rows
     assert len(everything) == 61, "audit_access events are left out by default"
     assert engine.search(Query(kind="audit_access", limit=None)).rows[0].kind == "audit_access"
@@ -85,15 +124,18 @@ def test_filters_without_the_index(store: SQLiteStore) -> None:
         Query(since=utc_timestamp(T0 + 10), until=utc_timestamp(T0 + 20), limit=None)
     ).rows
     assert sorted(_ids(window)) == list(range(10, 20))
-    with pytest.raises(QueryError):
-        engine.search(Query(text="Lisbon"))  # search needs the index
+    if backend.name == "sqlite":
+        with pytest.raises(QueryError):
+            engine.search(Query(text="Lisbon"))  # search needs the index
+    engine.close()
 
 
-def test_index_backfills_then_follows_appends(store: SQLiteStore) -> None:
-    engine = SQLiteQueryEngine(store.path)
+def test_index_backfills_then_follows_appends(backend: Backend) -> None:
+    engine, store = backend.engine(), backend.store
     progress: list[tuple[int, int]] = []
-    assert engine.ensure_index(lambda done, total: progress.append((done, total))) == 62
-    assert progress[-1] == (62, 62)
+    if backend.name == "sqlite":
+        assert engine.ensure_index(lambda done, total: progress.append((done, total))) == 62
+        assert progress[-1] == (62, 62)
     assert engine.indexed and engine.ensure_index() == 0  # idempotent
     lisbon = engine.search(Query(text="lisbon", limit=None)).rows
     assert sorted(_ids(lisbon)) == list(range(0, 60, 3))  # 60 carries a key, not a city
@@ -111,10 +153,21 @@ def test_index_backfills_then_follows_appends(store: SQLiteStore) -> None:
     # The search text of an audit_access event is searchable when reads are asked for.
     reads = engine.search(Query(text="lisbon", kind="audit_access")).rows
     assert [r.kind for r in reads] == ["audit_access"]
+    # Text that looks like query syntax is only words, on both backends.
+    for text in ("a'|b & !c:*", "lisbon) OR (oslo", 'NEAR("x" y)', "\\ ' \" :* <-> !"):
+        try:
+            engine.search(Query.parse(text=text))
+        except QueryError as exc:
+            assert "at least one word" in str(exc)
+    # Case-folded words of letters and digits; underscores and punctuation separate.
+    assert _ids(engine.search(Query(text='"AWS access KEY"')).rows) == [60]
+    assert _ids(engine.search(Query(text="aws_access_key", kind="call")).rows) == [60]
+    assert engine.search(Query(text='"key access"')).rows == []  # a phrase keeps its order
+    engine.close()
 
 
-def test_cursor_pages_cover_every_match_once(store: SQLiteStore) -> None:
-    engine = SQLiteQueryEngine(store.path)
+def test_cursor_pages_cover_every_match_once(backend: Backend) -> None:
+    engine = backend.engine()
     engine.ensure_index()
     for sort in ("newest", "oldest"):
         seen: list[int] = []
@@ -128,20 +181,55 @@ def test_cursor_pages_cover_every_match_once(store: SQLiteStore) -> None:
                           cursor=Cursor.decode(page.next_cursor))  # fmt: skip
         expected = list(range(61))
         assert seen == (expected if sort == "oldest" else expected[::-1])
+    # Filters and a cursor together: pages of one tool's calls, newest first, no gaps.
+    pages: list[list[int]] = []
+    query = Query(tool="convert", limit=4)
+    while True:
+        page = engine.search(query)
+        pages.append(_ids(page.rows))
+        if page.next_cursor is None:
+            break
+        query = Query(tool="convert", limit=4, cursor=Cursor.decode(page.next_cursor))
+    assert [i for p in pages for i in p] == list(range(58, 0, -3))
+    assert all(len(p) == 4 for p in pages[:-1])
+    engine.close()
 
 
-def test_activity_counts(store: SQLiteStore) -> None:
-    activity = SQLiteQueryEngine(store.path).activity(None, None)
+def test_activity_counts(backend: Backend) -> None:
+    engine = backend.engine()
+    activity = engine.activity(None, None)
     assert activity.total == 61
     assert dict(activity.by_tool) == {"lookup": 21, "convert": 20, "search": 20}
     assert dict(activity.by_outcome)["tool_error"] == 13
     assert sum(n for _, n in activity.by_time) == 61
+    assert activity.bucket == "hour" and activity.by_time == [("2026-01-01T00", 61)]
+    assert dict(engine.activity(None, None, principal="user1").by_principal) == {"user1": 20}
+    engine.close()
 
 
-def test_read_connection_cannot_write(store: SQLiteStore) -> None:
-    engine = SQLiteQueryEngine(store.path)
-    with pytest.raises(sqlite3.OperationalError):
-        engine._db.execute("CREATE TABLE x (a)")
+def test_read_connection_cannot_write(backend: Backend) -> None:
+    engine = backend.engine()
+    if isinstance(engine, SQLiteQueryEngine):
+        with pytest.raises(sqlite3.OperationalError):
+            engine._db.execute("CREATE TABLE x (a)")
+    else:
+        assert isinstance(engine, PostgresQueryEngine)
+        for statement in ("CREATE TABLE x (a int)", "DELETE FROM events",
+                          "INSERT INTO access_grants (principal, role, action, at, actor, "
+                          "event_id) VALUES ('p', 'admin', 'grant', 't', 'a', 'e')"):  # fmt: skip
+            with pytest.raises(StoreError, match="read-only transaction"):
+                engine._session.fetch(statement)
+    assert backend.store.count() == 62
+    engine.close()
+
+
+def test_postgres_queries_keep_to_the_deadline() -> None:
+    with pg_schema("query") as url:
+        PostgresStore(url).close()
+        engine = PostgresQueryEngine(url, deadline_s=0.001)
+        with pytest.raises(QueryError, match="longer than"):
+            engine._fetch("SELECT pg_sleep(0.2)", ())
+        engine.close()
 
 
 @pytest.mark.parametrize(
@@ -180,3 +268,53 @@ def test_readonly_sql_reads_events_and_the_index(store: SQLiteStore) -> None:
     )
     assert fts.rows == [(20,)]
     assert run_readonly_sql(store.path, "SELECT ';' AS semi").rows == [(";",)]
+
+
+def test_postgres_migration_indexes_existing_events_and_damaged_bodies_still_append() -> None:
+    """A store made by an older release (schema 2) gets migration 3 on the next writable open:
+    the expression index covers the events already there. A body that is not JSON (or not
+    UTF-8) is stored, unindexed: the index is never the reason an event is lost."""
+    import psycopg
+
+    from mcp_notary.ledger.store import EVENT_COLUMNS
+    from mcp_notary.ledger.stores.pg_migrations import BOOTSTRAP, LATEST_VERSION, MIGRATIONS
+
+    with pg_schema("migrate") as url:
+        head = StreamHead()
+        old_rows = []
+        for i in range(5):
+            row = prepare_row(_event(i, arguments={"city": "Lisbon", "n": i}), "old", head)
+            head = StreamHead(row.seq, row.chain_hash)
+            old_rows.append(row)
+        with psycopg.connect(url, autocommit=True) as db:
+            ((schema,),) = db.execute("SELECT quote_ident(current_schema())").fetchall()
+            db.execute(BOOTSTRAP)
+            for number, name, script in MIGRATIONS[:2]:
+                db.execute(script.replace("{schema}", schema).encode())
+                db.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                           (number, name))  # fmt: skip
+            for r in old_rows:
+                db.execute(
+                    f"INSERT INTO events ({EVENT_COLUMNS}) VALUES "
+                    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (r.stream, r.seq, r.event_id, r.timestamp, r.kind, r.method, r.tool,
+                     r.principal_id, r.outcome, r.body, r.leaf_hash, r.chain_hash),
+                )  # fmt: skip
+        with pytest.raises(StoreError, match="schema version 2"):
+            PostgresQueryEngine(url)  # the read side reads only the current schema
+        store = PostgresStore(url)  # migrates
+        engine = PostgresQueryEngine(url)
+        assert _ids(engine.search(Query(text="lisbon", sort="oldest")).rows) == [0, 1, 2, 3, 4]
+        damaged = []
+        for i, body in ((10, b"not json at all"), (11, b"\xff\xfe{"), (12, b"[1, 2]")):
+            row = prepare_row(_event(i, arguments={"city": "Lisbon"}), "old", head)
+            head = StreamHead(row.seq, row.chain_hash)
+            damaged.append(replace(row, body=body))
+        store.append_batch(damaged)
+        assert store.count("old") == 8
+        assert len(engine.search(Query(text="lisbon", limit=None)).rows) == 5
+        assert len(engine.search(Query(stream="old", limit=None)).rows) == 8  # filters list them
+        ((version,),) = engine._session.fetch("SELECT max(version) FROM schema_migrations")
+        assert version == LATEST_VERSION == 3
+        engine.close()
+        store.close()

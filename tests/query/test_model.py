@@ -72,3 +72,19 @@ def test_viewer_restriction_overrides_any_principal_filter() -> None:
     query = Query.parse(principal="alice", text="secret")
     assert query.own_only("bob").principal == "bob"
     assert query.own_only("bob").text == "secret"
+
+
+def test_tsquery_expression_mirrors_the_fts5_expression() -> None:
+    from mcp_notary.query.model import tsquery_expression
+
+    assert tsquery_expression('Lisbon "Sao_Paulo time" lond* -oslo -"new york"') == (
+        "('lisbon' & ('sao' <-> 'paulo' <-> 'time') & 'lond':*) & !('oslo' | ('new' <-> 'york'))"
+    )
+    # Input is never tsquery syntax: operators and quotes only separate words (one
+    # whitespace-separated term is one phrase, as in FTS5; `&` alone has no word).
+    assert tsquery_expression("a'|b & !c:*") == "('a' <-> 'b') & 'c':*"
+    assert tsquery_expression("ÉCOLE") == "'école'"
+    with pytest.raises(QueryError):
+        tsquery_expression("-only -negative")
+    with pytest.raises(QueryError):
+        tsquery_expression("___ !!")

@@ -1,5 +1,6 @@
-"""Full-text search is exact against a real trail of 10,000 calls made through `wrap`: every
-query's results equal a brute-force scan of the stored (redacted) bodies."""
+"""Full-text search is exact against a real trail of 10,000 calls made through `wrap`, on both
+backends (SQLite's FTS5 index, PostgreSQL's tsvector index): every query's results equal a
+brute-force scan of the stored (redacted) bodies."""
 
 from __future__ import annotations
 
@@ -10,27 +11,40 @@ from typing import Any
 
 import pytest
 from e2e_notary import Notary
+from pgtest import pg_schema
 from readside_trail import run_trail
 
+from mcp_notary.query.engine import QueryEngine, open_query_engine
 from mcp_notary.query.model import Cursor, Query
-from mcp_notary.query.sqlite import SQLiteQueryEngine
 
 pytestmark = pytest.mark.timeout(300)
 CALLS = 10_000
 _TOKEN = re.compile(r"[^\W_]+")  # what FTS5's unicode61 tokenizer calls a word
 
 
-@pytest.fixture(scope="module")
+Trail = tuple[QueryEngine, list[dict[str, Any]]]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def trail(
-    notary: Notary, time_cmd: list[str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[SQLiteQueryEngine, list[dict[str, Any]]]]:
-    store = tmp_path_factory.mktemp("search-10k") / "audit.db"
-    run_trail(notary, time_cmd, store, CALLS, chunk=1000)
-    engine = SQLiteQueryEngine(store)
-    engine.ensure_index()
-    bodies = [json.loads(r.body) for r in engine.iterate(Query(limit=None, sort="oldest"))]
-    yield engine, bodies
-    engine.close()
+    request: pytest.FixtureRequest,
+    notary: Notary,
+    time_cmd: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Trail]:
+    def searched(store: str) -> Iterator[Trail]:
+        run_trail(notary, time_cmd, store, CALLS, chunk=1000)  # type: ignore[arg-type]
+        engine = open_query_engine(store)
+        engine.ensure_index()
+        bodies = [json.loads(r.body) for r in engine.iterate(Query(limit=None, sort="oldest"))]
+        yield engine, bodies
+        engine.close()
+
+    if request.param == "postgres":
+        with pg_schema("search") as url:
+            yield from searched(url)
+        return
+    yield from searched(str(tmp_path_factory.mktemp("search-10k") / "audit.db"))
 
 
 def _words(event: dict[str, Any]) -> list[str]:
@@ -83,7 +97,7 @@ CASES: list[tuple[Query, Predicate]] = [
 ]
 
 
-def test_the_trail_went_through_wrap(trail: tuple[SQLiteQueryEngine, list[dict[str, Any]]]) -> None:
+def test_the_trail_went_through_wrap(trail: Trail) -> None:
     _, bodies = trail
     calls = [e for e in bodies if e["kind"] == "call" and e["method"] == "tools/call"]
     assert len(calls) == CALLS
@@ -92,9 +106,7 @@ def test_the_trail_went_through_wrap(trail: tuple[SQLiteQueryEngine, list[dict[s
 
 
 @pytest.mark.parametrize("case", range(len(CASES)))
-def test_search_matches_a_brute_force_scan(
-    trail: tuple[SQLiteQueryEngine, list[dict[str, Any]]], case: int
-) -> None:
+def test_search_matches_a_brute_force_scan(trail: Trail, case: int) -> None:
     engine, bodies = trail
     query, predicate = CASES[case]
     expected = {e["event_id"] for e in bodies if predicate(_words(e), e)}
@@ -105,7 +117,7 @@ def test_search_matches_a_brute_force_scan(
 
 
 def test_newest_first_pages_of_a_large_result(
-    trail: tuple[SQLiteQueryEngine, list[dict[str, Any]]],
+    trail: Trail,
 ) -> None:
     """A word in most events: pages come from the time index (the dense plan), still exact."""
     engine, bodies = trail

@@ -1,4 +1,5 @@
-"""The server tests share one deployment: a real trail, roles, tokens, the app."""
+"""The server tests share one deployment per backend (SQLite, PostgreSQL): a real trail, roles,
+tokens, the app."""
 
 from __future__ import annotations
 
@@ -6,12 +7,21 @@ from collections.abc import Iterator
 
 import pytest
 from e2e_notary import Notary
+from pgtest import pg_schema
 from readside_deploy import Deployment, deploy
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def deployment(
-    notary: Notary, time_cmd: list[str], tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    notary: Notary,
+    time_cmd: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Deployment]:
-    with deploy(notary, time_cmd, tmp_path_factory.mktemp("serve") / "audit.db") as deployed:
+    if request.param == "postgres":
+        with pg_schema("serve") as url, deploy(notary, time_cmd, url) as deployed:
+            yield deployed
+        return
+    store = str(tmp_path_factory.mktemp("serve") / "audit.db")
+    with deploy(notary, time_cmd, store) as deployed:
         yield deployed

@@ -18,7 +18,7 @@ from mcp_notary.access.control import Caller
 from mcp_notary.access.readside import ReadSide, open_read_side
 from mcp_notary.events.model import Principal
 from mcp_notary.ledger.keys import load_trusted_keys
-from mcp_notary.query.sqlite import SQLiteQueryEngine
+from mcp_notary.query.engine import QueryEngine
 from mcp_notary.server import ReadService, ServerSettings, create_app
 
 ROLE_OF = {"audra": "auditor", "sec": "security", "adam": "admin", "bob": "viewer"}
@@ -26,9 +26,9 @@ ROLE_OF = {"audra": "auditor", "sec": "security", "adam": "admin", "bob": "viewe
 
 @dataclass
 class Deployment:
-    store: Path
+    store: str  # a SQLite file or a postgresql:// URL
     side: ReadSide
-    engine: SQLiteQueryEngine
+    engine: QueryEngine
     app: Any
     tokens: dict[str, str] = field(default_factory=dict)  # principal -> token value
     token_ids: dict[str, str] = field(default_factory=dict)
@@ -54,13 +54,13 @@ def signing_key(notary: Notary) -> Path:
 
 
 @contextmanager
-def deploy(notary: Notary, time_cmd: list[str], store: Path) -> Iterator[Deployment]:
+def deploy(notary: Notary, time_cmd: list[str], store: str) -> Iterator[Deployment]:
     """Produce the trail, grant roles, issue tokens, build the app; close it all on exit."""
-    run_trail(notary, time_cmd, store, 120, principal="alice")
-    run_trail(notary, time_cmd, store, 60, principal="bob")
+    run_trail(notary, time_cmd, store, 120, principal="alice")  # type: ignore[arg-type]
+    run_trail(notary, time_cmd, store, 60, principal="bob")  # type: ignore[arg-type]
     key = signing_key(notary)
     side = open_read_side(
-        str(store),
+        store,
         process_principal=Principal("svc-notary", "service", "config"),
         interface="api",
         label="test serve",
@@ -68,7 +68,7 @@ def deploy(notary: Notary, time_cmd: list[str], store: Path) -> Iterator[Deploym
     )
     owner = side.control.local_caller(Principal("root-owner", "user", "os"))
     assert owner.local_owner and owner.bootstrap
-    deployment = Deployment(store, side, SQLiteQueryEngine(store), None)
+    deployment = Deployment(store, side, side.query_engine(), None)
     # The owner makes the first admin; from then on the admin manages access.
     side.control.grant(owner, "adam", "admin", "cli", "bootstrap")
     assert not side.control.local_caller(Principal("root-owner", "user", "os")).bootstrap

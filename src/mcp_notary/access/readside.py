@@ -1,6 +1,6 @@
-"""Opening the read side of an embedded store: the store (writable, only for the reader's own
-`audit_access` events), the reader stream, and access control. Used by the CLI read commands
-and by `mcp-notary serve`."""
+"""Opening the read side of a store (SQLite or PostgreSQL): the store (writable, only for the
+reader's own `audit_access` events), the reader stream, access control, and the query engine.
+Used by the CLI read commands and by `mcp-notary serve`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mcp_notary.access.audit import Interface, ReadAuditor
 from mcp_notary.access.control import AccessControl
+from mcp_notary.access.registry import AccessStore
 from mcp_notary.access.sqlite import SQLiteAccessStore
 from mcp_notary.errors import ConfigError, StoreError
 from mcp_notary.events.model import Principal
@@ -17,20 +18,50 @@ from mcp_notary.ledger.checkpointer import CheckpointSettings, KeySigner
 from mcp_notary.ledger.keys import load_or_create_signing_key
 from mcp_notary.ledger.store import Store
 from mcp_notary.ledger.stores import default_store_url, open_store, sqlite_path
+from mcp_notary.query.engine import QueryEngine, open_query_engine
 
 __all__ = ["ReadSide", "open_read_side"]
+
+
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def _is_postgres(url: str) -> bool:
+    return "://" in url and url.split("://", 1)[0] in _POSTGRES_SCHEMES
 
 
 @dataclass
 class ReadSide:
     url: str
-    path: Path
+    path: Path | None  # the SQLite file; None for PostgreSQL
     store: Store
     control: AccessControl
 
     @property
     def auditor(self) -> ReadAuditor:
         return self.control.auditor
+
+    @property
+    def location(self) -> str:
+        """The store for people: the file, or the PostgreSQL URL without its password."""
+        if self.path is not None:
+            return str(self.path)
+        from mcp_notary.ledger.stores.postgres import redact_url
+
+        return redact_url(self.url)
+
+    def sqlite_file(self, what: str) -> Path:
+        """The SQLite file, for a command that only the embedded store supports."""
+        if self.path is None:
+            raise ConfigError(
+                f"{what} needs an embedded (SQLite) store; on PostgreSQL use `mcp-notary "
+                "events` or the API, or query the database as the mcp_notary_reader role"
+            )
+        return self.path
+
+    def query_engine(self) -> QueryEngine:
+        """A new query engine over this store (the caller closes it)."""
+        return open_query_engine(self.url if self.path is None else str(self.path))
 
     def close(self) -> None:
         """Seal the reader stream, then close. Idempotent."""
@@ -54,11 +85,14 @@ def open_read_side(
     with the same signing key as capture processes use (default: the per-user key file)."""
     url = url or default_store_url()
     path = sqlite_path(url)
-    if path is None:
-        raise ConfigError(f"the read side needs an embedded (SQLite) store, not {url}")
-    path = path.expanduser()
-    if not path.exists():
-        raise StoreError(f"no audit store at {path}")
+    if path is None and not _is_postgres(url):
+        raise ConfigError(
+            f"the read side needs a SQLite or PostgreSQL store, not {url.split('://', 1)[0]}://"
+        )
+    if path is not None:
+        path = path.expanduser()
+        if not path.exists():
+            raise StoreError(f"no audit store at {path}")
     store = open_store(url)
     try:
         checkpointing = CheckpointSettings(KeySigner(load_or_create_signing_key(signing_key)))
@@ -73,9 +107,16 @@ def open_read_side(
         store.close()
         raise
     try:
-        access = SQLiteAccessStore(path)
+        access: AccessStore = SQLiteAccessStore(path) if path is not None else _postgres_access(url)
     except Exception:
         auditor.close()
         store.close()
         raise
     return ReadSide(url, path, store, AccessControl(access, auditor, oidc=oidc))
+
+
+def _postgres_access(url: str) -> AccessStore:
+    # Imported here so the embedded store works without the PostgreSQL driver loaded.
+    from mcp_notary.access.postgres import PostgresAccessStore
+
+    return PostgresAccessStore(url)

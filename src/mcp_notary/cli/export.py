@@ -25,7 +25,7 @@ from mcp_notary.export.mapping import FORMATS, formatter, hec_record, to_syslog
 from mcp_notary.export.runner import Select, export_once, follow
 from mcp_notary.export.sinks import DEFAULT_DATA_STREAM, open_sink
 from mcp_notary.ledger.store import EventRow, Store
-from mcp_notary.ledger.stores import default_store_url, sqlite_path
+from mcp_notary.ledger.stores import default_store_url
 
 
 @contextlib.contextmanager
@@ -33,59 +33,18 @@ def _authorised(
     store: str | None, query: dict[str, object], purpose: str | None
 ) -> Iterator[tuple[Store, Select]]:
     """The store to export from and the rows this caller may see, after recording the read."""
-    url = store or default_store_url()
-    if sqlite_path(url) is not None:
-        from mcp_notary.cli.access import local_read_side, require
+    from mcp_notary.cli.access import local_read_side, require
 
-        with local_read_side(url, "mcp-notary export") as (side, caller):
-            decision = require(side, caller, "export", query, purpose)
-            side.control.record(caller, "export", decision, "cli", query=query, purpose=purpose)
-            me = caller.principal.id
-            yield side.store, (lambda r: r.principal_id == me) if decision.own_only else _all
-        return
-    yield from _postgres_side(url, query, purpose)
+    # The same roles on both backends: an admin cannot export, a viewer exports their own.
+    with local_read_side(store or default_store_url(), "mcp-notary export") as (side, caller):
+        decision = require(side, caller, "export", query, purpose)
+        side.control.record(caller, "export", decision, "cli", query=query, purpose=purpose)
+        me = caller.principal.id
+        yield side.store, (lambda r: r.principal_id == me) if decision.own_only else _all
 
 
 def _all(row: EventRow) -> bool:
     return True
-
-
-def _postgres_side(
-    url: str, query: dict[str, object], purpose: str | None
-) -> Iterator[tuple[Store, Select]]:
-    from mcp_notary.access.audit import AccessRecord, ReadAuditor
-    from mcp_notary.identity.local import os_principal
-    from mcp_notary.ledger.checkpointer import CheckpointSettings, KeySigner
-    from mcp_notary.ledger.keys import load_or_create_signing_key
-    from mcp_notary.ledger.stores import open_store
-
-    ledger = open_store(url)
-    try:
-        principal = os_principal()
-        auditor = ReadAuditor.for_store(
-            ledger,
-            process_principal=principal,
-            interface="cli",
-            label="mcp-notary export",
-            checkpointing=CheckpointSettings(KeySigner(load_or_create_signing_key(None))),
-        )
-        try:
-            auditor.record(
-                AccessRecord(
-                    principal,
-                    "export",
-                    True,
-                    "cli",
-                    basis="postgresql grants",
-                    query=dict(query),
-                    purpose=purpose,
-                )
-            )
-            yield ledger, _all
-        finally:
-            auditor.close()
-    finally:
-        ledger.close()
 
 
 def _format(name: str, hec_index: str | None) -> Any:

@@ -21,8 +21,8 @@ from mcp_notary.cli.main import store_option
 from mcp_notary.errors import ConfigError
 from mcp_notary.events.model import KINDS, OUTCOMES
 from mcp_notary.ledger.store import EventRow
+from mcp_notary.query.engine import QueryEngine
 from mcp_notary.query.model import Query
-from mcp_notary.query.sqlite import SQLiteQueryEngine
 
 
 def _write_jsonl(rows: list[EventRow]) -> None:
@@ -65,7 +65,7 @@ def _table(rows: list[EventRow]) -> Table:
     return table
 
 
-def build_index(engine: SQLiteQueryEngine) -> None:
+def build_index(engine: QueryEngine) -> None:
     """Build the search index on first use, with a progress bar on a terminal."""
     console = Console(stderr=True)
     with Progress(
@@ -79,7 +79,7 @@ def build_index(engine: SQLiteQueryEngine) -> None:
         engine.ensure_index(lambda done, total: progress.update(task, completed=done, total=total))
 
 
-def matching_rows(engine: SQLiteQueryEngine, query: Query) -> list[EventRow]:
+def matching_rows(engine: QueryEngine, query: Query) -> list[EventRow]:
     """Oldest first; with a limit, the newest `limit` matches (still oldest first)."""
     if query.needs_index and query.text is not None and not engine.indexed:
         build_index(engine)
@@ -124,7 +124,7 @@ def events(
         decision = require(side, caller, "search", query.describe(), purpose)
         if decision.own_only:
             query = query.own_only(caller.principal.id)
-        engine = SQLiteQueryEngine(side.path)
+        engine = side.query_engine()
         try:
             rows = matching_rows(engine, query)
         finally:
@@ -153,7 +153,7 @@ def show(store: str | None, event_id: str, as_json: bool, purpose: str | None) -
     query: dict[str, object] = {"event_id": event_id}
     with local_read_side(store, "mcp-notary show") as (side, caller):
         decision = require(side, caller, "show", query, purpose)
-        engine = SQLiteQueryEngine(side.path)
+        engine = side.query_engine()
         try:
             row = engine.get(event_id)
         finally:

@@ -15,7 +15,6 @@ from mcp_notary.cli.verify import origin_prefix_option, resolve_trusted_keys, tr
 from mcp_notary.errors import ConfigError
 from mcp_notary.identity.local import os_principal
 from mcp_notary.identity.tokens import TokenVerifier
-from mcp_notary.query.sqlite import SQLiteQueryEngine
 from mcp_notary.server import ReadService, ServerSettings, create_app
 
 
@@ -104,7 +103,11 @@ def serve(
         label="mcp-notary serve",
         oidc=_oidc(oidc_issuer, oidc_audience),
     )
-    engine = SQLiteQueryEngine(side.path)
+    try:
+        engine = side.query_engine()
+    except BaseException:
+        side.close()
+        raise
     try:
         build_index(engine)
         app = create_app(ReadService(side, engine, settings))

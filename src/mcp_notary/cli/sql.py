@@ -29,11 +29,13 @@ from mcp_notary.query.sql import MAX_ROWS, run_readonly_sql
 def sql(store: str | None, statement: str, as_json: bool, limit: int, purpose: str | None) -> None:
     """Run one read-only SELECT against the store (tables: events, streams, checkpoints,
     meta, events_fts). The file is opened read-only and anything but reading is refused.
+    SQLite stores only: on PostgreSQL, connect as the mcp_notary_reader role instead.
     BLOBs print as hex. The statement is recorded in the trail with its row count."""
     query = {"sql": statement, "limit": limit}
     with local_read_side(store, "mcp-notary sql") as (side, caller):
+        path = side.sqlite_file("mcp-notary sql")  # refused before anything is read
         decision = require(side, caller, "sql", query, purpose)
-        result = run_readonly_sql(side.path, statement, limit=limit)
+        result = run_readonly_sql(path, statement, limit=limit)
         side.control.record(
             caller, "sql", decision, "cli", query=query, returned=len(result.rows),
             purpose=purpose,

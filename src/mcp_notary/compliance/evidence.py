@@ -142,7 +142,7 @@ def _checkpoints(
 
 def gather_facts(side: ReadSide, opts: EvidenceOptions, *, report_stream: str | None) -> Facts:
     """Read everything the checks need. The caller has already been authorised."""
-    db = readonly_connection(side.path)
+    db = readonly_connection(side.sqlite_file("mcp-notary report"))
     try:
         events = _events(db, opts.period_from, opts.period_to)
         streams = _streams(db)

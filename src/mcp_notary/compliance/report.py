@@ -124,7 +124,7 @@ def generate(
             "roles": sorted(caller.roles),
             "purpose": purpose,
             "tool_version": _tool_version(),
-            "store": str(side.path),
+            "store": side.location,
             "period": {"from": options.period_from, "to": options.period_to},
             "templates": [t.name for t in templates],
         },

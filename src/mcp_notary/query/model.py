@@ -27,6 +27,7 @@ __all__ = [
     "QueryError",
     "fts_expression",
     "normalise_time",
+    "tsquery_expression",
 ]
 
 MAX_LIMIT = 1000
@@ -42,6 +43,9 @@ _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 # by the index's tokenizer (case-folded, split at punctuation), never parsed as FTS syntax.
 _TERM_RE = re.compile(r'(-?)(?:"([^"]*)"|(\S+))')
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
+# A word as FTS5's unicode61 tokenizer (and the PostgreSQL search vector) sees it: letters and
+# digits; everything else, underscores included, separates words.
+_TOKEN_RE = re.compile(r"[^\W_]+", re.UNICODE)
 
 
 class QueryError(ConfigError):
@@ -110,6 +114,29 @@ def fts_expression(text: str) -> str:
         raise QueryError("search: give at least one word to look for")
     expression = " AND ".join(positive)
     return f"({expression}) NOT ({' OR '.join(negative)})" if negative else expression
+
+
+def tsquery_expression(text: str) -> str:
+    """The search of `fts_expression` as a PostgreSQL `tsquery` over the store's search vector
+    (words of letters and digits, case-folded): every term must match (`&`); a quoted phrase
+    matches in order (`<->`); `word*` is a prefix (`:*`); `-term` excludes. Each word is a
+    quoted lexeme of letters and digits only, so no input can be read as tsquery syntax."""
+    positive: list[str] = []
+    negative: list[str] = []
+    for minus, phrase, word in _TERM_RE.findall(text):
+        raw = phrase if phrase else word
+        prefix = not phrase and raw.endswith("*")
+        lexemes = [f"'{w.lower()}'" for w in _TOKEN_RE.findall(raw)]
+        if not lexemes:
+            continue
+        if prefix:
+            lexemes[-1] += ":*"
+        term = " <-> ".join(lexemes)
+        (negative if minus else positive).append(f"({term})" if len(lexemes) > 1 else term)
+    if not positive:
+        raise QueryError("search: give at least one word to look for")
+    expression = " & ".join(positive)
+    return f"({expression}) & !({' | '.join(negative)})" if negative else expression
 
 
 def _choice(value: str | None, allowed: tuple[str, ...], name: str) -> str | None:

@@ -10,8 +10,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -20,6 +19,13 @@ from mcp_notary.errors import StoreError
 from mcp_notary.ledger.store import (
     EventRow,
     event_row,
+)
+from mcp_notary.query.engine import (
+    EVENT_SELECT,
+    Activity,
+    activity_counts,
+    column_filters,
+    keyset,
 )
 from mcp_notary.query.index import FTS_TABLE, Progress, SearchIndex, index_ready
 from mcp_notary.query.model import Cursor, Page, Query, QueryError, fts_expression
@@ -32,10 +38,7 @@ __all__ = [
     "readonly_connection",
 ]
 
-_COLUMNS = (
-    "e.stream, e.seq, e.event_id, e.timestamp, e.kind, e.method, e.tool, e.principal_id, "
-    "e.outcome, e.body, e.leaf_hash, e.chain_hash"
-)
+_COLUMNS = EVENT_SELECT
 _BODY = "CAST(e.body AS TEXT)"
 DEFAULT_DEADLINE_S = 10.0
 # Above this many index matches, walking the time index beats sorting the matches (measured
@@ -90,30 +93,7 @@ def build_search_sql(query: Query, indexed: bool, *, dense: bool = False) -> tup
     time-ordered index and probing the matches (stops after `limit` hits), instead of
     fetching and sorting every match (the unary `+` keeps SQLite from driving the query
     from the match list). For a million events, a word in 7% of them: 430 ms -> 15 ms."""
-    where: list[str] = []
-    params: list[Any] = []
-    for column, value in (
-        ("e.principal_id", query.principal),
-        ("e.tool", query.tool),
-        ("e.method", query.method),
-        ("e.outcome", query.outcome),
-        ("e.event_id", query.event_id),
-        ("e.stream", query.stream),
-    ):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if query.kind is not None:
-        where.append("e.kind = ?")
-        params.append(query.kind)
-    else:
-        where.append("e.kind != 'audit_access'")
-    if query.since is not None:
-        where.append("e.timestamp >= ?")
-        params.append(query.since)
-    if query.until is not None:
-        where.append("e.timestamp < ?")
-        params.append(query.until)
+    where, params = column_filters(query, "?")
     # Exact checks on fields inside the body.
     if query.server is not None:
         where.append(f"json_extract({_BODY}, '$.server.name') = ?")
@@ -132,34 +112,17 @@ def build_search_sql(query: Query, indexed: bool, *, dense: bool = False) -> tup
         probe = "+e.rowid" if dense else "e.rowid"
         where.append(f"{probe} IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?)")
         params.append(expression)
-    descending = query.sort == "newest"
-    if query.cursor is not None:
-        where.append(f"(e.timestamp, e.stream, e.seq) {'<' if descending else '>'} (?, ?, ?)")
-        params += [query.cursor.timestamp, query.cursor.stream, query.cursor.seq]
-    order = "DESC" if descending else "ASC"
+    cursor_where, cursor_params, order_by = keyset(query, "?")
+    where += cursor_where
+    params += cursor_params
     sql = f"SELECT {_COLUMNS} FROM events AS e"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY e.timestamp {order}, e.stream {order}, e.seq {order}"
+    sql += order_by
     if query.limit is not None:
         sql += " LIMIT ?"
         params.append(query.limit + 1)  # one more tells whether there is a next page
     return sql, params
-
-
-@dataclass(frozen=True)
-class Activity:
-    """Counts of traffic (everything but reads of the trail) in a time window."""
-
-    since: str | None
-    until: str | None
-    total: int
-    bucket: str  # "hour" or "day"
-    by_time: list[tuple[str, int]]
-    by_tool: list[tuple[str, int]]
-    by_principal: list[tuple[str, int]]
-    by_outcome: list[tuple[str, int]]
-    by_kind: list[tuple[str, int]]
 
 
 class SQLiteQueryEngine:
@@ -256,55 +219,8 @@ class SQLiteQueryEngine:
     def activity(
         self, since: str | None, until: str | None, principal: str | None = None
     ) -> Activity:
-        where = ["kind != 'audit_access'"]
-        params: list[Any] = []
-        if since is not None:
-            where.append("timestamp >= ?")
-            params.append(since)
-        if until is not None:
-            where.append("timestamp < ?")
-            params.append(until)
-        if principal is not None:
-            where.append("principal_id = ?")
-            params.append(principal)
-        clause = " WHERE " + " AND ".join(where)
-        # An hour per bar up to two days, else a day per bar.
-        span = self._fetch(f"SELECT min(timestamp), max(timestamp) FROM events{clause}", params)
-        first, last = span[0] if span else (None, None)
-        bucket = "day" if first and last and first[:10] < _days_before(last, 2) else "hour"
-        width = 10 if bucket == "day" else 13
-
-        def grouped(expr: str, limit: int = 12) -> list[tuple[str, int]]:
-            rows = self._fetch(
-                f"SELECT {expr} AS k, count(*) AS n FROM events{clause} GROUP BY k "
-                f"ORDER BY n DESC, k LIMIT {limit}",
-                params,
-            )
-            return [(str(k) if k is not None else "", int(n)) for k, n in rows]
-
-        by_time = self._fetch(
-            f"SELECT substr(timestamp, 1, {width}) AS k, count(*) FROM events{clause} "
-            "GROUP BY k ORDER BY k",
-            params,
-        )
-        by_kind = grouped("kind")
-        return Activity(
-            since=since,
-            until=until,
-            total=sum(n for _, n in by_kind),
-            bucket=bucket,
-            by_time=[(str(k), int(n)) for k, n in by_time],
-            by_tool=[(k, n) for k, n in grouped("tool", 13) if k][:12],
-            by_principal=grouped("principal_id"),
-            by_outcome=[(k, n) for k, n in grouped("outcome") if k],
-            by_kind=by_kind,
-        )
+        return activity_counts(self._fetch, "?", since, until, principal)
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-def _days_before(timestamp: str, days: int) -> str:
-    moment = datetime.fromisoformat(timestamp[:19])
-    return (moment - timedelta(days=days)).strftime("%Y-%m-%d")

@@ -1,7 +1,7 @@
 """The read operations the API and the console share. Each one decides (roles), reads, and
 records its `audit_access` event before returning, so both faces are audited alike.
 
-Blocking (SQLite, Argon2, hashing): the web layer calls these in a worker thread.
+Blocking (SQLite or PostgreSQL, Argon2, hashing): the web layer calls these in a worker thread.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from mcp_notary.ids import utc_timestamp
 from mcp_notary.ledger.checkpointer import DEFAULT_ORIGIN_PREFIX
 from mcp_notary.ledger.keys import TrustedKey
 from mcp_notary.ledger.store import CheckpointRow, EventRow
+from mcp_notary.query.engine import Activity, QueryEngine
 from mcp_notary.query.model import Page, Query
 from mcp_notary.query.proofs import inclusion_bundle
-from mcp_notary.query.sqlite import Activity, SQLiteQueryEngine
 from mcp_notary.verify.checkpoints import CheckpointEvidence
 from mcp_notary.verify.proof import ProofBundle
 from mcp_notary.verify.report import verify_trail
@@ -74,7 +74,7 @@ class _Verification:
 
 
 class ReadService:
-    def __init__(self, side: ReadSide, engine: SQLiteQueryEngine, settings: ServerSettings):
+    def __init__(self, side: ReadSide, engine: QueryEngine, settings: ServerSettings):
         self.side = side
         self.engine = engine
         self.settings = settings

@@ -147,9 +147,93 @@ GRANT SELECT, INSERT ON pruned_events, subject_keys TO {WRITER_ROLE};
 GRANT SELECT ON pruned_events, subject_keys TO {READER_ROLE};
 """
 
+# The read side: access records (roles, API tokens, revocations; insert-only, like the events)
+# and full-text search. The search vector is an expression index over the same fields as the
+# embedded store's FTS5 index, split into words the same way (letters and digits; everything
+# else separates) and case-folded. The functions swallow every error: a damaged body is left
+# unindexed rather than failing the append, as on SQLite. Only the owner writes access records;
+# the reader role reads them (it must check API tokens against their Argon2id hashes).
+_V3 = f"""
+CREATE TABLE access_grants (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    principal text COLLATE "C" NOT NULL,
+    role text NOT NULL,
+    action text NOT NULL CHECK (action IN ('grant', 'revoke')),
+    at text COLLATE "C" NOT NULL,
+    actor text NOT NULL,
+    event_id text NOT NULL
+);
+CREATE TABLE access_tokens (
+    token_id text COLLATE "C" PRIMARY KEY,
+    principal text COLLATE "C" NOT NULL,
+    name text NOT NULL,
+    secret_hash text NOT NULL,
+    created_at text COLLATE "C" NOT NULL,
+    expires_at text COLLATE "C",
+    actor text NOT NULL,
+    event_id text NOT NULL
+);
+CREATE TABLE access_token_revocations (
+    token_id text COLLATE "C" PRIMARY KEY,
+    at text NOT NULL,
+    actor text NOT NULL,
+    event_id text NOT NULL
+);
+CREATE FUNCTION mcp_notary_insert_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'mcp-notary access records are insert-only';
+END $$;
+CREATE TRIGGER access_grants_insert_only BEFORE UPDATE OR DELETE OR TRUNCATE ON access_grants
+    FOR EACH STATEMENT EXECUTE FUNCTION mcp_notary_insert_only();
+CREATE TRIGGER access_tokens_insert_only BEFORE UPDATE OR DELETE OR TRUNCATE ON access_tokens
+    FOR EACH STATEMENT EXECUTE FUNCTION mcp_notary_insert_only();
+CREATE TRIGGER access_token_revocations_insert_only
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON access_token_revocations
+    FOR EACH STATEMENT EXECUTE FUNCTION mcp_notary_insert_only();
+REVOKE ALL ON access_grants, access_tokens, access_token_revocations FROM PUBLIC;
+GRANT SELECT ON access_grants, access_tokens, access_token_revocations TO {READER_ROLE};
+
+CREATE FUNCTION mcp_notary_search_text(body bytea) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+    doc json;
+BEGIN
+    doc := convert_from(body, 'UTF8')::json;
+    IF json_typeof(doc) <> 'object' THEN
+        RETURN NULL;
+    END IF;
+    RETURN concat_ws(' ',
+        doc ->> 'tool', doc ->> 'target', doc ->> 'arguments', doc ->> 'response_summary',
+        doc #>> '{{error,message}}', doc ->> 'details', doc #>> '{{server,name}}',
+        doc ->> 'trace_id',
+        CASE WHEN json_typeof(doc -> 'sensitive_fields') = 'array' THEN
+            (SELECT string_agg(f ->> 'kind', ' ')
+               FROM json_array_elements(doc -> 'sensitive_fields') AS f)
+        END);
+EXCEPTION WHEN OTHERS THEN
+    RETURN NULL;
+END $$;
+CREATE FUNCTION mcp_notary_search_vector(body bytea) RETURNS tsvector
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE COST 1000 AS $$
+DECLARE
+    words text;
+BEGIN
+    words := regexp_replace({{schema}}.mcp_notary_search_text(body), '[^[:alnum:]]+', ' ', 'g');
+    RETURN to_tsvector('simple'::regconfig, words);
+EXCEPTION WHEN OTHERS THEN
+    BEGIN  -- past tsvector's 1 MB: index the first part rather than nothing
+        RETURN to_tsvector('simple'::regconfig, left(words, 100000));
+    EXCEPTION WHEN OTHERS THEN
+        RETURN NULL;
+    END;
+END $$;
+CREATE INDEX events_search ON events USING gin (mcp_notary_search_vector(body));
+"""
+
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "events, streams, checkpoints and roles", _ROLES + _V1 + _V1_GRANTS),
     (2, "pruned events and subject keys", _V2),
+    (3, "access records and the search index", _V3),
 )
 """`(version, name, sql)`; the SQL may use `{schema}` for the quoted current schema."""
 

@@ -1,0 +1,186 @@
+"""What every query engine offers (SQLite and PostgreSQL: one interface, one test suite), the
+SQL they share (filters, keyset order, activity counts), and the one function that picks an
+engine from a store URL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from mcp_notary.errors import ConfigError
+from mcp_notary.ledger.store import EventRow
+from mcp_notary.query.index import Progress
+from mcp_notary.query.model import Page, Query
+
+__all__ = [
+    "Activity",
+    "QueryEngine",
+    "activity_counts",
+    "column_filters",
+    "keyset",
+    "open_query_engine",
+]
+
+EVENT_SELECT = (
+    "e.stream, e.seq, e.event_id, e.timestamp, e.kind, e.method, e.tool, e.principal_id, "
+    "e.outcome, e.body, e.leaf_hash, e.chain_hash"
+)
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Counts of traffic (everything but reads of the trail) in a time window."""
+
+    since: str | None
+    until: str | None
+    total: int
+    bucket: str  # "hour" or "day"
+    by_time: list[tuple[str, int]]
+    by_tool: list[tuple[str, int]]
+    by_principal: list[tuple[str, int]]
+    by_outcome: list[tuple[str, int]]
+    by_kind: list[tuple[str, int]]
+
+
+class QueryEngine(Protocol):
+    """Read-side queries over one store. Blocking; safe to share between threads."""
+
+    @property
+    def indexed(self) -> bool:
+        """Whether full-text search is available now."""
+        ...
+
+    def ensure_index(self, progress: Progress | None = None) -> int:
+        """Make the search index available; returns rows indexed now."""
+        ...
+
+    def search(self, query: Query) -> Page: ...
+
+    def iterate(self, query: Query, page_size: int = 1000) -> Iterator[EventRow]: ...
+
+    def get(self, event_id: str) -> EventRow | None: ...
+
+    def activity(
+        self, since: str | None, until: str | None, principal: str | None = None
+    ) -> Activity: ...
+
+    def close(self) -> None: ...
+
+
+def column_filters(query: Query, p: str) -> tuple[list[str], list[Any]]:
+    """WHERE clauses (and their parameters) for the filters on stored columns; `p` is the
+    driver's placeholder. `audit_access` events are left out unless asked for."""
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("e.principal_id", query.principal),
+        ("e.tool", query.tool),
+        ("e.method", query.method),
+        ("e.outcome", query.outcome),
+        ("e.event_id", query.event_id),
+        ("e.stream", query.stream),
+    ):
+        if value is not None:
+            where.append(f"{column} = {p}")
+            params.append(value)
+    if query.kind is not None:
+        where.append(f"e.kind = {p}")
+        params.append(query.kind)
+    else:
+        where.append("e.kind != 'audit_access'")
+    if query.since is not None:
+        where.append(f"e.timestamp >= {p}")
+        params.append(query.since)
+    if query.until is not None:
+        where.append(f"e.timestamp < {p}")
+        params.append(query.until)
+    return where, params
+
+
+def keyset(query: Query, p: str) -> tuple[list[str], list[Any], str]:
+    """The cursor's WHERE clause and parameters, and the ORDER BY of `query.sort`: the key is
+    (timestamp, stream, seq), unique, compared bytewise on both backends."""
+    descending = query.sort == "newest"
+    where: list[str] = []
+    params: list[Any] = []
+    if query.cursor is not None:
+        where.append(f"(e.timestamp, e.stream, e.seq) {'<' if descending else '>'} ({p}, {p}, {p})")
+        params += [query.cursor.timestamp, query.cursor.stream, query.cursor.seq]
+    order = "DESC" if descending else "ASC"
+    return where, params, f" ORDER BY e.timestamp {order}, e.stream {order}, e.seq {order}"
+
+
+def activity_counts(
+    fetch: Callable[[str, Sequence[Any]], list[Any]],
+    p: str,
+    since: str | None,
+    until: str | None,
+    principal: str | None = None,
+) -> Activity:
+    """`Activity` through `fetch(sql, params)`; the SQL is the same on both backends."""
+    where = ["kind != 'audit_access'"]
+    params: list[Any] = []
+    if since is not None:
+        where.append(f"timestamp >= {p}")
+        params.append(since)
+    if until is not None:
+        where.append(f"timestamp < {p}")
+        params.append(until)
+    if principal is not None:
+        where.append(f"principal_id = {p}")
+        params.append(principal)
+    clause = " WHERE " + " AND ".join(where)
+    # An hour per bar up to two days, else a day per bar.
+    span = fetch(f"SELECT min(timestamp), max(timestamp) FROM events{clause}", params)
+    first, last = span[0] if span else (None, None)
+    bucket = "day" if first and last and first[:10] < _days_before(last, 2) else "hour"
+    width = 10 if bucket == "day" else 13
+
+    def grouped(expr: str, limit: int = 12) -> list[tuple[str, int]]:
+        rows = fetch(
+            f"SELECT {expr} AS k, count(*) AS n FROM events{clause} GROUP BY k "
+            f"ORDER BY n DESC, k LIMIT {limit}",
+            params,
+        )
+        return [(str(k) if k is not None else "", int(n)) for k, n in rows]
+
+    by_time = fetch(
+        f"SELECT substr(timestamp, 1, {width}) AS k, count(*) FROM events{clause} "
+        "GROUP BY k ORDER BY k",
+        params,
+    )
+    by_kind = grouped("kind")
+    return Activity(
+        since=since,
+        until=until,
+        total=sum(n for _, n in by_kind),
+        bucket=bucket,
+        by_time=[(str(k), int(n)) for k, n in by_time],
+        by_tool=[(k, n) for k, n in grouped("tool", 13) if k][:12],
+        by_principal=grouped("principal_id"),
+        by_outcome=[(k, n) for k, n in grouped("outcome") if k],
+        by_kind=by_kind,
+    )
+
+
+def _days_before(timestamp: str, days: int) -> str:
+    moment = datetime.fromisoformat(timestamp[:19])
+    return (moment - timedelta(days=days)).strftime("%Y-%m-%d")
+
+
+def open_query_engine(url: str) -> QueryEngine:
+    """The engine for a store URL: SQLite for a file, PostgreSQL for postgresql://."""
+    from mcp_notary.ledger.stores import sqlite_path
+
+    path = sqlite_path(url)
+    if path is not None:
+        from mcp_notary.query.sqlite import SQLiteQueryEngine
+
+        return SQLiteQueryEngine(path.expanduser())
+    if url.split("://", 1)[0] in ("postgresql", "postgres"):
+        from mcp_notary.query.postgres import PostgresQueryEngine
+
+        return PostgresQueryEngine(url)
+    raise ConfigError(f"no query engine for store URL {url.split('://', 1)[0]!r}")

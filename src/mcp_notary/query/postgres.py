@@ -1,0 +1,140 @@
+"""Queries over the PostgreSQL store: the same filters, keyset pages, search and activity as
+the embedded store's engine, through PostgreSQL's own text search.
+
+The search index is an expression index (migration 3): `mcp_notary_search_vector(body)`, a
+`tsvector` of the same fields the FTS5 index holds, split into words of letters and digits
+and case-folded. It is maintained by PostgreSQL on every insert, so it is always ready.
+Reads use their own session with `default_transaction_read_only` on, and a deadline
+(`statement_timeout`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+from mcp_notary.ledger.store import EventRow, event_row
+from mcp_notary.ledger.stores.pg_session import PgSession, QueryCanceled
+from mcp_notary.query.engine import (
+    EVENT_SELECT,
+    Activity,
+    activity_counts,
+    column_filters,
+    keyset,
+)
+from mcp_notary.query.index import Progress
+from mcp_notary.query.model import Cursor, Page, Query, QueryError, tsquery_expression
+
+__all__ = ["PostgresQueryEngine", "build_pg_search_sql"]
+
+DEFAULT_DEADLINE_S = 10.0
+VECTOR = "mcp_notary_search_vector(e.body)"
+_DOC = "convert_from(e.body, 'UTF8')::jsonb"
+
+
+def _phrase(value: str) -> str | None:
+    """A tsquery phrase of the words in `value`, to narrow candidates through the index
+    (exactness is checked on the body afterwards)."""
+    return tsquery_expression(f'"{value}"') if any(c.isalnum() for c in value) else None
+
+
+def build_pg_search_sql(query: Query) -> tuple[str, list[Any]]:
+    """SQL and parameters for one page of `query` (pure)."""
+    where, params = column_filters(query, "%s")
+    narrow: list[str] = []
+    # Exact checks on fields inside the body, each narrowed through the search index.
+    if query.server is not None:
+        where.append(f"{_DOC} #>> '{{server,name}}' = %s")
+        params.append(query.server)
+    if query.trace_id is not None:
+        where.append(f"{_DOC} ->> 'trace_id' = %s")
+        params.append(query.trace_id)
+    if query.redaction_kind is not None:
+        where.append(
+            "EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN "
+            f"jsonb_typeof({_DOC} -> 'sensitive_fields') = 'array' THEN "
+            f"{_DOC} -> 'sensitive_fields' ELSE '[]'::jsonb END) AS f WHERE f ->> 'kind' = %s)"
+        )
+        params.append(query.redaction_kind)
+    if query.text is not None:
+        narrow.append(f"({tsquery_expression(query.text)})")
+    for value in (query.server, query.trace_id, query.redaction_kind):
+        phrase = _phrase(value) if value is not None else None
+        if phrase:
+            narrow.append(f"({phrase})")
+    if narrow:
+        where.append(f"{VECTOR} @@ %s::tsquery")
+        params.append(" & ".join(narrow))
+    cursor_where, cursor_params, order_by = keyset(query, "%s")
+    where += cursor_where
+    params += cursor_params
+    sql = f"SELECT {EVENT_SELECT} FROM events AS e WHERE " + " AND ".join(where) + order_by
+    if query.limit is not None:
+        sql += " LIMIT %s"
+        params.append(query.limit + 1)  # one more tells whether there is a next page
+    return sql, params
+
+
+class PostgresQueryEngine:
+    """Read-side queries over one PostgreSQL store (the URL's `search_path`)."""
+
+    def __init__(self, url: str, *, deadline_s: float = DEFAULT_DEADLINE_S) -> None:
+        self.deadline_s = deadline_s
+        self._session = PgSession(
+            url, readonly=True, statement_timeout_ms=max(int(deadline_s * 1000), 1)
+        )
+        self.name = self._session.name
+
+    # -- index -------------------------------------------------------------------------------------
+
+    @property
+    def indexed(self) -> bool:
+        """Always: the index is part of the schema (migration 3), kept by PostgreSQL."""
+        return True
+
+    def ensure_index(self, progress: Progress | None = None) -> int:
+        return 0
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        try:
+            return self._session.fetch(sql, params)
+        except QueryCanceled as exc:
+            raise QueryError(
+                f"the query took longer than {self.deadline_s:g} s: narrow it"
+            ) from exc
+
+    def search(self, query: Query) -> Page:
+        """One page of matches in `query.sort` order."""
+        sql, params = build_pg_search_sql(query)
+        rows = [event_row(r) for r in self._fetch(sql, params)]
+        if query.limit is not None and len(rows) > query.limit:
+            rows = rows[: query.limit]
+            return Page(rows, Cursor.after(rows[-1]).encode())
+        return Page(rows, None)
+
+    def iterate(self, query: Query, page_size: int = 1000) -> Iterator[EventRow]:
+        """Every match in `query.sort` order, a page at a time (for exports and the CLI)."""
+        current = replace(query, limit=page_size)
+        while True:
+            page = self.search(current)
+            yield from page.rows
+            if page.next_cursor is None:
+                return
+            current = replace(current, cursor=Cursor.decode(page.next_cursor))
+
+    def get(self, event_id: str) -> EventRow | None:
+        rows = self._fetch(
+            f"SELECT {EVENT_SELECT} FROM events AS e WHERE e.event_id = %s LIMIT 1", (event_id,)
+        )
+        return event_row(rows[0]) if rows else None
+
+    def activity(
+        self, since: str | None, until: str | None, principal: str | None = None
+    ) -> Activity:
+        return activity_counts(self._fetch, "%s", since, until, principal)
+
+    def close(self) -> None:
+        self._session.close()
