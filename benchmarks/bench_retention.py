@@ -1,26 +1,30 @@
 """Benchmark of retention: planning, archiving (signed segments) and pruning, and what pruning
 does to verification, measured side by side on one trail.
 
-Builds a SQLite store of N events over 400 days in 4 streams (the lifecycle test trail's
-builder, real canonical bytes and hashes, every stream sealed with a checkpoint), then:
+Builds a store of N events over 400 days in 4 streams (the lifecycle test trail's builder, real
+canonical bytes and hashes, every stream sealed with a checkpoint), in SQLite and, with
+``--postgres URL``, also in a fresh schema of that PostgreSQL database; then, for each:
 
 1. verifies it (the full verifier, single process): events/s before retention;
 2. runs `plan_retention` + `apply_plan` with hot 90 d, total 365 d and a directory archive:
    events/s planned, archived and pruned, segment count and archive size;
 3. verifies it again, with the archive's segments checked too: events/s after, and the ratio.
 
-    .venv/bin/python benchmarks/bench_retention.py --events 200000
+    .venv/bin/python benchmarks/bench_retention.py --events 200000 \
+        --postgres postgresql://postgres@127.0.0.1:5432/test
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import secrets
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
 
@@ -33,8 +37,8 @@ from mcp_notary.ledger.keys import (
     vkey_path_for,
 )
 from mcp_notary.ledger.segment import decode_segment
-from mcp_notary.ledger.store import EventFilter
-from mcp_notary.ledger.stores.sqlite import SQLiteStore
+from mcp_notary.ledger.store import EventFilter, Store
+from mcp_notary.ledger.stores import open_store
 from mcp_notary.lifecycle.archive import DirArchive
 from mcp_notary.lifecycle.policy import RetentionPolicy
 from mcp_notary.lifecycle.retention import apply_plan, plan_retention, recorded_prunes
@@ -45,7 +49,7 @@ from mcp_notary.verify.segments import check_segment
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 
 
-def verify(store: SQLiteStore, key: Path) -> tuple[float, int, int]:
+def verify(store: Store, key: Path) -> tuple[float, int, int]:
     """(seconds, events checked, findings) of a full single-process verification."""
     trusted = load_trusted_keys(vkey_path_for(key))
     evidence = [CheckpointEvidence(r.note, "store", r.stream) for r in store.checkpoints()]
@@ -62,70 +66,87 @@ def verify(store: SQLiteStore, key: Path) -> tuple[float, int, int]:
     return time.perf_counter() - start, report.events, len(report.all_findings())
 
 
+def bench(label: str, url: str, root: Path, events: int) -> None:
+    key = root / "checkpoint.key"
+    t = time.perf_counter()
+    build_aged_trail(url, key, events=events, streams=4, days=400,
+                     end=datetime(2026, 11, 1, tzinfo=UTC))  # fmt: skip
+    print(f"[{label}] built the trail in {time.perf_counter() - t:.1f} s")
+    store = open_store(url)
+    before_s, checked, findings = verify(store, key)
+    assert findings == 0, findings
+    print(f"[{label}] verify before retention: {checked / before_s:,.0f} events/s "
+          f"({before_s:.2f} s)")  # fmt: skip
+    policy = RetentionPolicy.from_mapping({"hot": "P90D", "total": "P365D"})
+    archive = DirArchive(root / f"archive-{label}")
+    t = time.perf_counter()
+    plan = plan_retention(store, policy, NOW, archive=archive)
+    plan_s = time.perf_counter() - t
+    t = time.perf_counter()
+    apply_plan(store, plan, archive=archive, signer=KeySigner(load_or_create_signing_key(key)),
+               origin_prefix=DEFAULT_ORIGIN_PREFIX, record=lambda _d: None)  # fmt: skip
+    apply_s = time.perf_counter() - t
+    totals = plan.totals()
+    pruned = totals["archived_events"] + totals["expired_events"]
+    files = list(archive.root.rglob("*.jsonl.gz"))
+    size = sum(f.stat().st_size for f in files)
+    print(f"[{label}] plan: {events / plan_s:,.0f} events/s ({plan_s:.2f} s)")
+    print(
+        f"[{label}] archive + prune: {pruned / apply_s:,.0f} events/s ({apply_s:.2f} s): "
+        f"{totals['archived_events']} archived in {len(files)} segments "
+        f"({size / 1e6:.1f} MB, {size / max(totals['archived_events'], 1):.0f} B/event), "
+        f"{totals['expired_events']} expired"
+    )
+    trusted = load_trusted_keys(vkey_path_for(key))
+    evidence = [CheckpointEvidence(r.note, "store", r.stream) for r in store.checkpoints()]
+    t = time.perf_counter()
+    report = verify_trail(
+        store.stream_names(),
+        store.scan_leaves,
+        evidence,
+        trusted,
+        origin_prefix=DEFAULT_ORIGIN_PREFIX,
+        # The run was not recorded here (no ledger stream): say what it pruned.
+        retention={s.stream: s.pruned for s in plan.active},
+    )
+    after_s = time.perf_counter() - t
+    assert not report.all_findings(), report.all_findings()[:3]
+    t = time.perf_counter()
+    for f in files:
+        assert not check_segment(decode_segment(f.read_bytes()), f.name, trusted,
+                                 origin_prefix=DEFAULT_ORIGIN_PREFIX)  # fmt: skip
+    segments_s = time.perf_counter() - t
+    print(
+        f"[{label}] verify after retention: {report.events / after_s:,.0f} events/s "
+        f"({after_s:.2f} s), {before_s / after_s:.2f}x the speed before"
+    )
+    print(f"[{label}] segments checked offline: "
+          f"{totals['archived_events'] / segments_s:,.0f} events/s")  # fmt: skip
+    store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--postgres", metavar="URL", help="Also benchmark this PostgreSQL.")
     args = parser.parse_args()
     print(f"python {platform.python_version()} on {platform.machine()}, {args.events} events")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        key = root / "checkpoint.key"
-        t = time.perf_counter()
-        build_aged_trail(root / "audit.db", key, events=args.events, streams=4, days=400,
-                         end=datetime(2026, 11, 1, tzinfo=UTC))  # fmt: skip
-        print(f"built the trail in {time.perf_counter() - t:.1f} s")
-        store = SQLiteStore(root / "audit.db")
-        before_s, checked, findings = verify(store, key)
-        assert findings == 0, findings
-        print(f"verify before retention: {checked / before_s:,.0f} events/s ({before_s:.2f} s)")
+        bench("sqlite", str(root / "audit.db"), root, args.events)
+        if args.postgres:
+            import psycopg
 
-        policy = RetentionPolicy.from_mapping({"hot": "P90D", "total": "P365D"})
-        archive = DirArchive(root / "archive")
-        t = time.perf_counter()
-        plan = plan_retention(store, policy, NOW, archive=archive)
-        plan_s = time.perf_counter() - t
-        t = time.perf_counter()
-        apply_plan(store, plan, archive=archive, signer=KeySigner(load_or_create_signing_key(key)),
-                   origin_prefix=DEFAULT_ORIGIN_PREFIX, record=lambda _d: None)  # fmt: skip
-        apply_s = time.perf_counter() - t
-        totals = plan.totals()
-        pruned = totals["archived_events"] + totals["expired_events"]
-        files = list((root / "archive").rglob("*.jsonl.gz"))
-        size = sum(f.stat().st_size for f in files)
-        print(f"plan: {args.events / plan_s:,.0f} events/s ({plan_s:.2f} s)")
-        print(
-            f"archive + prune: {pruned / apply_s:,.0f} events/s ({apply_s:.2f} s): "
-            f"{totals['archived_events']} archived in {len(files)} segments "
-            f"({size / 1e6:.1f} MB, {size / max(totals['archived_events'], 1):.0f} B/event), "
-            f"{totals['expired_events']} expired"
-        )
-        # The run is not recorded here (no ledger stream): tell the verifier what it pruned.
-        store.close()
-        store = SQLiteStore(root / "audit.db")
-        trusted = load_trusted_keys(vkey_path_for(key))
-        evidence = [CheckpointEvidence(r.note, "store", r.stream) for r in store.checkpoints()]
-        t = time.perf_counter()
-        report = verify_trail(
-            store.stream_names(),
-            store.scan_leaves,
-            evidence,
-            trusted,
-            origin_prefix=DEFAULT_ORIGIN_PREFIX,
-            retention={s.stream: s.pruned for s in plan.active},
-        )
-        after_s = time.perf_counter() - t
-        assert not report.all_findings(), report.all_findings()[:3]
-        t = time.perf_counter()
-        for f in files:
-            assert not check_segment(decode_segment(f.read_bytes()), f.name, trusted,
-                                     origin_prefix=DEFAULT_ORIGIN_PREFIX)  # fmt: skip
-        segments_s = time.perf_counter() - t
-        print(
-            f"verify after retention: {report.events / after_s:,.0f} events/s ({after_s:.2f} s), "
-            f"ratio after/before {before_s / after_s:.2f}x speed"
-        )
-        print(f"segments checked offline: {totals['archived_events'] / segments_s:,.0f} events/s")
-        store.close()
+            schema = f"mcpn_bench_{secrets.token_hex(4)}"
+            with psycopg.connect(args.postgres, autocommit=True) as admin:
+                admin.execute(f'CREATE SCHEMA "{schema}"')
+            try:
+                url = f"{args.postgres}?options={quote(f'-csearch_path={schema}')}"
+                (root / "pg").mkdir()
+                bench("postgres", url, root / "pg", args.events)
+            finally:
+                with psycopg.connect(args.postgres, autocommit=True) as admin:
+                    admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 if __name__ == "__main__":

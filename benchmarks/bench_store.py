@@ -3,7 +3,8 @@
 1. Sustained durable ingest: W writer processes (1, 4, 8), each with its own stream and its
    own `LedgerWriter` (batched group commits), every event's future awaited: aggregate
    events/s. SQLite in WAL mode (synchronous NORMAL); PostgreSQL over loopback with
-   synchronous_commit on.
+   synchronous_commit on, with its full-text search index (``postgresql``) and without it
+   (``pg-no-fts``), to show what searching on PostgreSQL costs the writers.
 2. Strict mode: one event at a time, each awaited before the next (what `wrap --durability
    strict` does per call): p50/p99 commit latency through the writer, and the store's own
    commit latency without the writer's batch window. SQLite with synchronous FULL.
@@ -176,7 +177,16 @@ def backends(tmp: Path) -> dict[str, Callable[[], Any]]:
     def sqlite() -> Iterator[str]:
         yield str(tmp / f"bench{next(counter)}.db")
 
-    return {"sqlite": sqlite, "postgresql": pg_schema}
+    @contextmanager
+    def pg_unindexed() -> Iterator[str]:
+        """PostgreSQL without the read side's full-text index, to show what it costs writers."""
+        with pg_schema() as url:
+            PostgresStore(url).close()
+            with psycopg.connect(url, autocommit=True) as db:
+                db.execute("DROP INDEX events_search")
+            yield url
+
+    return {"sqlite": sqlite, "postgresql": pg_schema, "pg-no-fts": pg_unindexed}
 
 
 def run_store_benchmarks(args: argparse.Namespace) -> None:
