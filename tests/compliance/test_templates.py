@@ -111,7 +111,7 @@ def test_init_writes_a_commented_config_that_loads(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     text = out.read_text()
     assert text.startswith("# mcp-notary configuration from compliance template(s): pci-dss, gdpr")
-    assert "INFORMATIONAL" in text  # retention is not enforced yet, and the file says so
+    assert "mcp-notary retention apply" in text  # the file says what applies the periods
     config = NotaryConfig.load(out)
     assert config.compliance["templates"] == ["pci-dss", "gdpr"]
     assert config.retention == {"hot": "P100D", "total": "P365D", "payload": "P30D"}

@@ -8,6 +8,7 @@ The registry `CHECKS` maps the check ids that templates name to these functions.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -94,6 +95,24 @@ class AccessFacts:
 
 
 @dataclass(frozen=True)
+class LifecycleFacts:
+    """What retention, legal holds and erasure did, and what the store still holds that they
+    govern."""
+
+    runs: Sequence[Mapping[str, Any]] = ()  # every `retention` run, oldest first
+    holds: Sequence[Mapping[str, Any]] = ()  # holds in force at the end of the period
+    hold_events: Sequence[Mapping[str, Any]] = ()  # placements and releases in the period
+    erasures: Sequence[Mapping[str, Any]] = ()  # `erasure` events in the period
+    archived_oldest: str | None = None
+    """The oldest event still in an archived segment (per the runs' records)."""
+    prunable_times: Sequence[str] = ()
+    """Sorted times of stored events retention governs (not a lifecycle record, not held)."""
+    clear_payload_times: Sequence[str] = ()
+    """Sorted times of stored events with a payload field in the clear (not sealed)."""
+    payload_keys: Sequence[str] = ()  # day keys still present (`payload_YYYY-MM-DD`)
+
+
+@dataclass(frozen=True)
 class Facts:
     """Everything the checks decide on. Built by the evidence reader; plain data."""
 
@@ -110,6 +129,7 @@ class Facts:
     report_stream: str | None = None  # the generating reader's own stream (still open)
     secret_scan: Callable[[str], list[tuple[str, str]]] | None = None
     """(rule id, kind) of every detection in a text: the redactor's detectors."""
+    lifecycle: LifecycleFacts = field(default_factory=LifecycleFacts)
 
 
 @dataclass
@@ -330,18 +350,30 @@ def _parse(ts: str) -> datetime:
 
 
 def retention_oldest_event(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
-    """The oldest retrievable event is at least ``days`` old at the end of the period (PCI
-    DSS 10.5.1: 365). A trail younger than that cannot show it yet: if every stream still
-    starts at seq 1 (nothing deleted), the result is not applicable, not a failure."""
+    """The oldest retrievable event is at least ``days`` (less ``slack_days``, default 1) old
+    at the end of the period (PCI DSS 10.5.1: 365), counting archived segments. A trail younger
+    than that cannot show it yet: if every stream still starts at seq 1 (nothing deleted), the
+    result is not applicable, not a failure."""
     days = int(params.get("days", 365))
-    oldest = facts.oldest_timestamp
+    # Retention runs periodically: a trail kept for exactly `days` has its oldest event up to
+    # one run interval (and one event gap) younger than that.
+    slack = float(params.get("slack_days", 1))
+    archived = facts.lifecycle.archived_oldest
+    stored = facts.oldest_timestamp
+    oldest = min(t for t in (stored, archived) if t) if (stored or archived) else None
     end = _parse(facts.period_to)
-    details: dict[str, Any] = {"days": days, "oldest": oldest, "as_of": facts.period_to}
+    details: dict[str, Any] = {
+        "days": days,
+        "oldest": oldest,
+        "oldest_in_store": stored,
+        "oldest_in_archive": archived,
+        "as_of": facts.period_to,
+    }
     if oldest is None:
         return CheckResult("not_applicable", "the store holds no events", details=details)
     age = end - _parse(oldest)
     details["oldest_age_days"] = round(age / timedelta(days=1), 2)
-    if age >= timedelta(days=days):
+    if age >= timedelta(days=days - slack):
         return CheckResult(
             "pass",
             f"oldest retrievable event is {age.days} day(s) old (>= {days})",
@@ -500,6 +532,59 @@ def redaction_in_force(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
     )
 
 
+def retention_enforced(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
+    """Storage limitation (GDPR Art. 5(1)(e)): at the end of the period (less ``slack_days``,
+    default 1) the store holds no event past ``total_days`` that retention governs (legal
+    holds and lifecycle records excepted), and, with ``payload_days``, no payload older than
+    that in the clear and no day key older than that left to open one."""
+    life = facts.lifecycle
+    # As for the oldest event: retention runs periodically, so allow one run interval.
+    end = _parse(facts.period_to) - timedelta(days=float(params.get("slack_days", 1)))
+    exceptions: list[dict[str, Any]] = []
+    details: dict[str, Any] = {"as_of": facts.period_to, "retention_runs": len(life.runs)}
+    total = params.get("total_days")
+    if total is not None:
+        cut = (end - timedelta(days=int(total))).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        past = bisect.bisect_left(list(life.prunable_times), cut)
+        details["events_past_total"] = past
+        if past:
+            exceptions.append({"problem": f"stored events older than {total} days", "count": past})
+    payload = params.get("payload_days")
+    if payload is not None:
+        cut = (end - timedelta(days=int(payload))).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        clear = bisect.bisect_left(list(life.clear_payload_times), cut)
+        keys = [k for k in life.payload_keys if k.rsplit("_", 1)[-1] < cut[:10]]
+        details |= {"clear_payloads_past_period": clear, "payload_keys_past_period": keys}
+        if clear:
+            exceptions.append(
+                {"problem": f"payloads older than {payload} days stored in the clear",
+                 "count": clear}
+            )  # fmt: skip
+        if keys:
+            exceptions.append(
+                {"problem": f"day keys older than {payload} days not destroyed",
+                 "count": len(keys), "keys": keys[:MAX_EXCEPTIONS]}
+            )  # fmt: skip
+    count = sum(int(e["count"]) for e in exceptions)
+    population = len(life.prunable_times)
+    if exceptions:
+        return CheckResult(
+            "fail",
+            "; ".join(f"{e['count']} {e['problem']}" for e in exceptions),
+            population=population,
+            exception_count=count,
+            exceptions=exceptions,
+            details=details,
+        )
+    return CheckResult(
+        "pass",
+        f"nothing stored past its period ({population} governed event(s), "
+        f"{len(life.runs)} retention run(s))",
+        population=population,
+        details=details,
+    )
+
+
 def manual(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
     """A clause with no automated check yet: reported as not applicable, with the reason."""
     return CheckResult("not_applicable", str(params.get("reason", "requires a manual review")))
@@ -511,6 +596,7 @@ CHECKS: dict[str, Callable[[Facts, Mapping[str, Any]], CheckResult]] = {
     "chain_verified": chain_verified,
     "checkpoint_coverage": checkpoint_coverage,
     "retention_oldest_event": retention_oldest_event,
+    "retention_enforced": retention_enforced,
     "pipeline_failures_alerted": pipeline_failures_alerted,
     "access_review": access_review,
     "redaction_in_force": redaction_in_force,

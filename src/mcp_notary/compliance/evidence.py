@@ -17,11 +17,22 @@ from typing import Any
 from mcp_notary.access.readside import ReadSide
 from mcp_notary.access.registry import AccessState
 from mcp_notary.anchor import open_anchor
-from mcp_notary.compliance.checks import AccessFacts, EventFact, Facts, StreamFact
+from mcp_notary.compliance.checks import (
+    AccessFacts,
+    EventFact,
+    Facts,
+    LifecycleFacts,
+    StreamFact,
+)
 from mcp_notary.errors import StoreError
 from mcp_notary.ids import utc_timestamp
 from mcp_notary.ledger.checkpointer import DEFAULT_ORIGIN_PREFIX
 from mcp_notary.ledger.keys import TrustedKey
+from mcp_notary.ledger.store import EventFilter
+from mcp_notary.lifecycle.holds import HeldRow, active_holds
+from mcp_notary.lifecycle.policy import NEVER_PRUNED
+from mcp_notary.lifecycle.retention import recorded_prunes
+from mcp_notary.lifecycle.sealing import PAYLOAD_KEY_PREFIX, SEALED
 from mcp_notary.query.sqlite import readonly_connection
 from mcp_notary.verify.checkpoints import CheckpointEvidence
 from mcp_notary.verify.report import verify_trail
@@ -108,6 +119,89 @@ def _audit_events(db: sqlite3.Connection) -> dict[str, dict[str, Any]]:
     }
 
 
+def _bodies(db: sqlite3.Connection, kind: str) -> list[bytes]:
+    rows = db.execute(
+        "SELECT body FROM events WHERE kind = ? ORDER BY timestamp, stream, seq", (kind,)
+    ).fetchall()
+    return [bytes(r[0]) for r in rows]
+
+
+def _summary(body: bytes, keys: Sequence[str]) -> dict[str, Any]:
+    event = json.loads(body)
+    details = event.get("details") or {}
+    return {
+        "event_id": event.get("event_id"),
+        "timestamp": event.get("timestamp"),
+        "by": (event.get("principal") or {}).get("id"),
+        **{k: details.get(k) for k in keys},
+    }
+
+
+_RUN_KEYS = (
+    "run_id", "as_of", "policy_version", "archived_events", "expired_events", "held_events",
+    "holds", "payload_keys_destroyed", "expired_segments",
+)  # fmt: skip
+
+
+def _lifecycle(db: sqlite3.Connection, side: ReadSide, opts: EvidenceOptions) -> LifecycleFacts:
+    runs = _bodies(db, "retention")
+    hold_bodies = _bodies(db, "legal_hold")
+    in_force = active_holds(b for b in hold_bodies if json.loads(b)["timestamp"] < opts.period_to)
+    expired = {name for b in runs for name in json.loads(b)["details"].get("expired_segments", [])}
+    segments = [seg for b in runs for seg in json.loads(b)["details"].get("segments", [])]
+    archived = [seg["oldest"] for seg in segments if seg.get("oldest") and
+                seg.get("name") not in expired]  # fmt: skip
+    needs_body = any(h.needs_body for h in in_force)
+    never = ",".join(f"'{k}'" for k in sorted(NEVER_PRUNED))
+    prunable: list[str] = []
+    for stream, seq, ts, tool, principal, body in db.execute(
+        f"SELECT stream, seq, timestamp, tool, principal_id, {'body' if needs_body else 'NULL'} "
+        f"FROM events WHERE kind NOT IN ({never})"
+    ):
+        row = HeldRow(stream, seq, ts, tool, principal, bytes(body) if body else None)
+        if not any(h.matches(row) for h in in_force):
+            prunable.append(ts)
+    clear = [
+        r[0]
+        for r in db.execute(
+            "SELECT timestamp FROM (SELECT timestamp, CAST(body AS TEXT) AS b FROM events) "
+            "WHERE json_valid(b) AND ("
+            + " OR ".join(
+                f"(json_type(b, '$.{f}') NOT IN ('null') AND "
+                f"json_type(b, '$.{f}.\"{SEALED}\"') IS NULL)"
+                for f in ("arguments", "response_summary")
+            )
+            + ")"
+        )
+    ]
+    in_period = [
+        json.loads(b) for b in hold_bodies
+        if opts.period_from <= json.loads(b)["timestamp"] < opts.period_to
+    ]  # fmt: skip
+    return LifecycleFacts(
+        runs=[_summary(b, _RUN_KEYS) for b in runs],
+        holds=[h.to_details() for h in in_force],
+        hold_events=[
+            {
+                "event_id": e["event_id"],
+                "timestamp": e["timestamp"],
+                "by": (e.get("principal") or {}).get("id"),
+                **e["details"],
+            }
+            for e in in_period
+        ],
+        erasures=[
+            _summary(b, ("subject_key", "sealed_events", "reason"))
+            for b in _bodies(db, "erasure")
+            if opts.period_from <= json.loads(b)["timestamp"] < opts.period_to
+        ],
+        archived_oldest=min(archived) if archived else None,
+        prunable_times=sorted(prunable),
+        clear_payload_times=sorted(clear),
+        payload_keys=side.store.subject_key_ids(PAYLOAD_KEY_PREFIX),
+    )
+
+
 def _checkpoints(
     side: ReadSide, opts: EvidenceOptions
 ) -> tuple[list[CheckpointEvidence], dict[str, str], list[dict[str, Any]]]:
@@ -148,6 +242,7 @@ def gather_facts(side: ReadSide, opts: EvidenceOptions, *, report_stream: str | 
         streams = _streams(db)
         (oldest,) = db.execute("SELECT min(timestamp) FROM events").fetchone()
         audit_events = _audit_events(db)
+        lifecycle = _lifecycle(db, side, opts)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot read the audit store for the report: {exc}") from exc
     finally:
@@ -161,6 +256,7 @@ def gather_facts(side: ReadSide, opts: EvidenceOptions, *, report_stream: str | 
         origin_prefix=opts.origin_prefix,
         known_origins=known_origins,
         anchors_given=len(opts.anchors),
+        retention=recorded_prunes(r.body for r in side.store.find(EventFilter(kind="retention"))),
     )
     registry = side.control.store
     grants = registry.grant_changes()
@@ -186,4 +282,5 @@ def gather_facts(side: ReadSide, opts: EvidenceOptions, *, report_stream: str | 
         access=access,
         report_stream=report_stream,
         secret_scan=secret_scanner(opts.disabled_rules),
+        lifecycle=lifecycle,
     )

@@ -22,15 +22,11 @@ from mcp_notary.access.control import Caller
 from mcp_notary.access.readside import ReadSide
 from mcp_notary.compliance.checks import CHECKS, Facts
 from mcp_notary.compliance.evidence import EvidenceOptions, gather_facts
-from mcp_notary.compliance.templates import Template, days_text
+from mcp_notary.compliance.templates import Template
 from mcp_notary.errors import ConfigError
+from mcp_notary.lifecycle.policy import days_text
 
 __all__ = ["evaluate", "generate", "render_html", "render_json", "render_pdf"]
-
-# Retention and legal hold are not built (issue 8, other half): say so rather than show
-# empty tables that look like "no runs happened".
-NOT_BUILT_RETENTION = "retention is not built yet: nothing is ever deleted, so there are no runs"
-NOT_BUILT_HOLDS = "legal hold is not built yet: no hold can be placed or listed"
 
 
 def _tool_version() -> str:
@@ -143,12 +139,23 @@ def generate(
             "audit_access_events_in_store": len(facts.access.audit_events),
             "streams": len(facts.streams),
             "oldest_retrievable_event": facts.oldest_timestamp,
+            "oldest_archived_event": facts.lifecycle.archived_oldest,
         },
         "templates": results,
         "verification": verification,
         "checkpoints": list(facts.checkpoints),
-        "retention_runs": {"status": NOT_BUILT_RETENTION, "runs": []},
-        "legal_holds": {"status": NOT_BUILT_HOLDS, "holds": []},
+        "retention_runs": {
+            "status": f"{len(facts.lifecycle.runs)} run(s) recorded in the ledger "
+            "(each before it deleted anything)",
+            "runs": list(facts.lifecycle.runs),
+        },
+        "legal_holds": {
+            "status": f"{len(facts.lifecycle.holds)} hold(s) in force at the end of the period, "
+            f"{len(facts.lifecycle.hold_events)} placement(s) or release(s) in it",
+            "holds": list(facts.lifecycle.holds),
+            "changes": list(facts.lifecycle.hold_events),
+        },
+        "erasures": list(facts.lifecycle.erasures),
         "access_review": {
             "roles_at_end": dict(facts.access.roles_at_end),
             "grant_history": list(facts.access.grants),

@@ -299,14 +299,14 @@ def write_segments(
     prefix: CompactRange | None = None
     prev_at_start = prev
     bodies: list[bytes] = []
-    newest = ""
+    oldest = newest = ""
     for page in store.scan_leaves(plan.stream, 1, chunks[-1][1]):
         for seq, ts, body, leaf, chain in page:
             first, last = chunks[i]
             if seq == first:
                 prefix = CompactRange.from_hashes(tree.size, tree.hashes)
                 prev_at_start = prev
-                bodies, newest = [], ""
+                bodies, oldest, newest = [], "", ""
             tree.append(leaf)
             prev = chain
             if first <= seq <= last:
@@ -314,6 +314,7 @@ def write_segments(
                     raise SegmentError(f"{plan.stream} seq {seq} was pruned already")
                 bodies.append(body)
                 newest = max(newest, ts)
+                oldest = min(oldest, ts) if oldest else ts
             if seq == last and prefix is not None:
                 note = signer.sign_checkpoint(Checkpoint(origin, tree.size, tree.root()), [])
                 segment = Segment(
@@ -329,7 +330,16 @@ def write_segments(
                 )
                 where = archive.put(segment.name, encode_segment(segment), segment.expires_at)
                 written.append(
-                    {"stream": plan.stream, "first": first, "last": last, "location": where}
+                    {
+                        "stream": plan.stream,
+                        "first": first,
+                        "last": last,
+                        "name": segment.name,
+                        "location": where,
+                        "oldest": oldest,
+                        "newest": newest,
+                        "expires_at": segment.expires_at,
+                    }
                 )
                 if progress is not None:
                     progress(len(bodies))

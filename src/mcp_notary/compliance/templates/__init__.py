@@ -3,7 +3,6 @@ combination and the generated ``mcp-notary.toml`` live in this module."""
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from importlib import resources
 from typing import Any
 
 from mcp_notary.errors import ConfigError
+from mcp_notary.lifecycle.policy import days_text, parse_days
 from mcp_notary.redact.settings import RedactionPolicy
 
 __all__ = [
@@ -24,28 +24,8 @@ __all__ = [
     "template_names",
 ]
 
-_DURATION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$")
 _TOP = frozenset({"template", "capture", "redaction", "retention", "access", "checks"})
 _VERBOSITY_ORDER = ("full", "summary", "digest")  # later is stricter
-
-
-def parse_days(value: Any, where: str) -> int | None:
-    """Days in an ISO-8601 period (``P365D``, ``P12M``, ``P6Y``; a month is 30 days, a year
-    365) or a plain integer of days. Empty string or absent: None (no limit)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    if isinstance(value, str):
-        match = _DURATION.match(value.strip().upper())
-        if match and any(match.groups()):
-            y, m, w, d = (int(g) if g else 0 for g in match.groups())
-            return y * 365 + m * 30 + w * 7 + d
-    raise ConfigError(f"{where}: {value!r} is not a number of days or an ISO-8601 period")
-
-
-def days_text(days: int | None) -> str:
-    return "" if days is None else f"P{days}D"
 
 
 @dataclass(frozen=True)
@@ -321,9 +301,10 @@ def render_config(combined: Combined, *, store: str | None = None) -> str:
     lines += [
         "",
         "[retention]",
-        "# INFORMATIONAL: retention is not enforced yet (nothing is ever deleted). These are the",
-        "# periods the templates require; `mcp-notary report` checks the oldest retrievable",
-        "# event against `total`.",
+        "# Applied by `mcp-notary retention apply` (or `proxy --retention-every HOURS`): bodies",
+        "# leave the store after `hot` (to the archive, if one is set), everything after",
+        "# `total`; payloads are sealed under day keys destroyed after `payload`. Legal holds",
+        "# (`mcp-notary hold place`) keep what they match. See docs/lifecycle.md.",
     ]
     if r.basis:
         lines.append(f"# Basis: {r.basis}")
@@ -331,6 +312,7 @@ def render_config(combined: Combined, *, store: str | None = None) -> str:
         f"hot = {_toml_value(days_text(r.hot_days))}      # searchable",
         f"total = {_toml_value(days_text(r.total_days))}    # longest of the templates",
         f"payload = {_toml_value(days_text(r.payload_days))}  # shortest payload TTL ('' = none)",
+        '# archive = "/srv/mcp-notary-archive"  # or "s3://bucket/prefix?lock=compliance"',
         "",
         "[access]",
         "# Roles someone must hold, pairs of roles nobody may hold together (segregation of",
