@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +13,7 @@ boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")
 
 from botocore.exceptions import ClientError  # noqa: E402
+from moto_s3 import CREDENTIALS, locked_bucket, moto_endpoint  # noqa: E402
 
 from mcp_notary.anchor import AnchorError, open_anchor  # noqa: E402
 from mcp_notary.anchor.s3 import S3Anchor  # noqa: E402
@@ -23,38 +23,17 @@ from mcp_notary.ledger.store import CheckpointRow  # noqa: E402
 BUCKET = "audit-anchors"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    port = free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with moto_endpoint() as url:
+        yield url
 
 
 @pytest.fixture
 def client(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
+    for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
-    s3 = boto3.client("s3", endpoint_url=endpoint)
-    try:
-        s3.create_bucket(Bucket=BUCKET, ObjectLockEnabledForBucket=True)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
-            raise
-    return s3
+    return locked_bucket(endpoint, BUCKET)
 
 
 def row(size: int, note: bytes) -> CheckpointRow:
