@@ -90,6 +90,13 @@ def test_erase_shreds_one_subject_and_keeps_the_chain(
         return proc.returncode
 
     env_args = ("--vault-key", str(vault_file))
+
+    def unsealed(event_id: str) -> dict:
+        proc = notary.run("show", event_id, "--unseal", *env_args, "--json", store=store)
+        assert proc.returncode == 0, proc.stderr.decode()
+        return json.loads(proc.stdout)["unsealed"]
+
+    assert unsealed(events[0]["event_id"])["arguments"] == {"timezone": ERASED_ZONE}
     # A hold on the subject blocks erasure.
     proc = notary.run("hold", "place", "--subject", ERASED_ZONE, *env_args, "--reason", "DSAR-9",
                       store=store)  # fmt: skip
@@ -119,6 +126,11 @@ def test_erase_shreds_one_subject_and_keeps_the_chain(
     assert reopened[0]["arguments"] == {ERASED: [key_id]}
     assert reopened[2]["response_summary"] == {ERASED: [key_id]}
     assert reopened[1]["arguments"]["timezone"] == KEPT_ZONE  # the other subject is untouched
+
+    assert unsealed(events[0]["event_id"])["arguments"] == {ERASED: [key_id]}
+    assert unsealed(events[1]["event_id"])["arguments"] == {"timezone": KEPT_ZONE}
+    reads = [e["method"] for e in notary.events(store, "--kind", "audit_access")]
+    assert reads.count("audit/unseal") == 3  # each opening is an audited read
 
     erasures = notary.events(store, "--kind", "erasure")
     assert len(erasures) == 1

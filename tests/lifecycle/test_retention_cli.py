@@ -248,3 +248,35 @@ def test_retention_on_postgresql(lifecycle_notary: Notary, tmp_path: Path) -> No
         assert proc.returncode == 1
         missing = [f for f in json.loads(proc.stdout)["findings"] if f["kind"] == "missing"]
         assert [(f["stream"], f["seq"]) for f in missing] == [(trail.streams[0], 1990)]
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        ("--tool", "refund"),
+        ("--principal", "mallory", "--since", "2026-03-01"),
+        ("--search", "call 12*"),
+        ("--search", '"result of call 1000"'),
+        ("--search", "ord -tool_error", "--outcome", "success", "--limit", "7"),
+        ("--outcome", "tool_error", "--limit", "9"),
+    ],
+)
+def test_events_reads_the_archive_as_if_nothing_had_moved(
+    lifecycle_notary: Notary, tmp_path: Path, filters: tuple[str, ...]
+) -> None:
+    notary = lifecycle_notary
+    key = notary.home / ".local/share/mcp-notary/checkpoint.key"
+    store = tmp_path / "audit.db"
+    build_aged_trail(store, key, events=3_000, streams=3, days=400,
+                     end=datetime(2026, 11, 1, tzinfo=UTC))  # fmt: skip
+    before = [e["event_id"] for e in notary.events(store, *filters)]
+    assert before
+    config = tmp_path / "mcp-notary.toml"
+    config.write_text('[retention]\nhot = "P60D"\n')  # no total: everything stays somewhere
+    archive = tmp_path / "archive"
+    run_ok(notary, "retention", "apply", "--config", str(config), "--archive", str(archive),
+           "--now", NOW, store=store)  # fmt: skip
+    in_store = [e["event_id"] for e in notary.events(store, *filters)]
+    assert len(in_store) < len(before) or "--limit" in filters
+    after = [e["event_id"] for e in notary.events(store, *filters, "--archive", str(archive))]
+    assert after == before

@@ -47,3 +47,21 @@ def test_the_proxy_runs_retention_on_its_schedule(notary: Notary, tmp_path: Path
     assert list((tmp_path / "a").rglob("*.jsonl.gz"))
     verified = notary.verify(store, "--archive", str(tmp_path / "a"))
     assert verified.returncode == 0, verified.stdout.decode()[-2000:]
+
+
+def test_serve_runs_retention_on_its_schedule(notary: Notary, tmp_path: Path) -> None:
+    store = tmp_path / "audit.db"
+    key = notary.home / ".local/share/mcp-notary/checkpoint.key"
+    build_aged_trail(store, key, events=1_000, streams=1, days=400,
+                     end=datetime.now(UTC))  # fmt: skip
+    config = tmp_path / "mcp-notary.toml"
+    config.write_text('[retention]\ntotal = "P365D"\n')
+    port = free_port()
+    argv = [*notary.argv, "serve", "--store", str(store), "--listen", f"127.0.0.1:{port}",
+            "--config", str(config), "--retention-every", "0.0003"]  # fmt: skip
+    with running(argv, port, env=notary.env()) as serve:
+        assert wait_until(lambda: len(retention_events(store)) >= 1, timeout=30), serve.output()
+    run = retention_events(store)[0]
+    assert run["details"]["expired_events"] > 50 and run["details"]["archived_events"] == 0
+    assert run["method"] == "lifecycle/retention"
+    assert notary.verify(store).returncode == 0

@@ -39,7 +39,7 @@ from mcp_notary.lifecycle.archive import open_archive
 from mcp_notary.lifecycle.holds import HeldRow, LegalHold, active_holds
 from mcp_notary.lifecycle.policy import NEVER_PRUNED, RetentionPolicy
 from mcp_notary.lifecycle.retention import RetentionPlan, run_retention
-from mcp_notary.lifecycle.vault import SubjectKeyring, load_or_create_vault_key
+from mcp_notary.lifecycle.vault import SubjectKeyring, load_vault_key
 from mcp_notary.vocabulary import Kind
 
 Record = Callable[[Kind, dict[str, Any]], EventRow]
@@ -355,7 +355,7 @@ def hold_place(
     vault_key: str | None,
 ) -> None:
     """Place a hold on every event matching all the criteria given."""
-    subject_key = load_or_create_vault_key(vault_key).key_id(subject) if subject else None
+    subject_key = load_vault_key(vault_key).key_id(subject) if subject else None
     criteria = {
         "principal": principal, "tool": tool, "since": since, "until": until,
         "query": text, "subject_key": subject_key, "stream": stream,
@@ -431,7 +431,7 @@ def erase(store: str | None, subject: str, reason: str, vault_key: str | None) -
     skeleton and the ciphertext the chain covers), so `verify` still passes; their payload
     can never be opened again. Recorded as an `erasure` event before the key is destroyed.
     """
-    vault = load_or_create_vault_key(vault_key)
+    vault = load_vault_key(vault_key)
     key_id = vault.key_id(subject)
     query: dict[str, object] = {"subject_key": key_id}
     with lifecycle_session(store, "erase", "mcp-notary erase", query) as (ledger, record):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +17,7 @@ from mcp_notary.capture.http import (
     ProxySettings,
 )
 from mcp_notary.cli.main import store_option
+from mcp_notary.cli.stopping import Stopped, stop_on_signals
 from mcp_notary.config import NotaryConfig
 from mcp_notary.errors import ConfigError
 from mcp_notary.events.build import CaptureContext
@@ -199,14 +199,10 @@ def proxy(
             lambda message: click.echo(f"mcp-notary: {message}", err=True),
         )
     reason = "stopped"
-    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
-    # handler that was there before it; ours turns it into an exception, so the recorder
-    # below still records the stop and flushes instead of the process dying mid-commit.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _stop)
+    stop_on_signals()
     try:
         uvicorn.Server(server_config).run()
-    except _Stopped as stop:
+    except Stopped as stop:
         reason = f"signal {stop.signum}"
     except BaseException as exc:
         reason = f"error: {type(exc).__name__}"
@@ -217,16 +213,6 @@ def proxy(
         recorder.close(reason)
         recorder.store.close()
     sys.exit(0)
-
-
-class _Stopped(Exception):
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _stop(signum: int, _frame: object) -> None:
-    raise _Stopped(signum)
 
 
 def _fast_stack() -> dict[str, Any]:

@@ -20,7 +20,12 @@ from mcp_notary.cli.access import local_read_side, purpose_option, require
 from mcp_notary.cli.main import store_option
 from mcp_notary.errors import ConfigError
 from mcp_notary.events.model import KINDS, OUTCOMES
+from mcp_notary.ledger.segment import decode_segment
 from mcp_notary.ledger.store import EventRow
+from mcp_notary.lifecycle.archive import Archive, open_archive
+from mcp_notary.lifecycle.sealing import open_body
+from mcp_notary.lifecycle.vault import SubjectKeyring, load_vault_key
+from mcp_notary.query.archived import segment_rows
 from mcp_notary.query.engine import QueryEngine
 from mcp_notary.query.model import Query
 
@@ -88,6 +93,20 @@ def matching_rows(engine: QueryEngine, query: Query) -> list[EventRow]:
     return list(reversed(engine.search(query).rows))
 
 
+def with_archived(rows: list[EventRow], archive: Archive, query: Query) -> list[EventRow]:
+    """`rows` plus the archived events matching `query` (an event both archived and still in
+    the store, such as one a legal hold kept, is listed once), oldest first, limited."""
+    seen = {r.event_id for r in rows}
+    merged = list(rows)
+    for name in archive.names():
+        for row in segment_rows(decode_segment(archive.get(name)), query):
+            if row.event_id not in seen:
+                seen.add(row.event_id)
+                merged.append(row)
+    merged.sort(key=lambda r: (r.timestamp, r.stream, r.seq))
+    return merged[-query.limit :] if query.limit is not None else merged
+
+
 @click.command()
 @store_option
 @click.option("--search", "-q", "text", help="Full-text search of arguments, summaries, errors.")
@@ -108,10 +127,17 @@ def matching_rows(engine: QueryEngine, query: Query) -> list[EventRow]:
 @click.option("--until", help="Before this time (RFC 3339 or date, exclusive).")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the newest N matches.")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, one stored event per line.")
+@click.option(
+    "--archive",
+    "archive_url",
+    metavar="DIR|s3://BUCKET/PREFIX",
+    help="Also list matching events retention moved to this archive.",
+)
 @purpose_option
 def events(
     store: str | None,
     as_json: bool,
+    archive_url: str | None,
     purpose: str | None,
     **filters: Any,
 ) -> None:
@@ -120,8 +146,9 @@ def events(
     query = Query.parse(**filters, limit=None)
     if limit is not None:
         query = Query(**{**query.__dict__, "limit": limit})  # the CLI may ask for any number
+    described = {**query.describe(), **({"archive": archive_url} if archive_url else {})}
     with local_read_side(store, "mcp-notary events") as (side, caller):
-        decision = require(side, caller, "search", query.describe(), purpose)
+        decision = require(side, caller, "search", described, purpose)
         if decision.own_only:
             query = query.own_only(caller.principal.id)
         engine = side.query_engine()
@@ -129,8 +156,10 @@ def events(
             rows = matching_rows(engine, query)
         finally:
             engine.close()
+        if archive_url:
+            rows = with_archived(rows, open_archive(archive_url), query)
         side.control.record(
-            caller, "search", decision, "cli", query=query.describe(), returned=len(rows),
+            caller, "search", decision, "cli", query=described, returned=len(rows),
             purpose=purpose,
         )  # fmt: skip
     if as_json:
@@ -146,12 +175,33 @@ def events(
 @click.command()
 @store_option
 @click.option("--json", "as_json", is_flag=True, help="Print the stored canonical JSON only.")
+@click.option(
+    "--unseal",
+    is_flag=True,
+    help="Open payloads sealed under subject or day keys (needs the vault key and a role that "
+    "reads payloads; an audited read of its own).",
+)
+@click.option(
+    "--vault-key",
+    type=click.Path(dir_okay=False),
+    help="Vault key file [env MCP_NOTARY_VAULT_KEY_FILE; default: vault.key in the data dir].",
+)
 @purpose_option
 @click.argument("event_id")
-def show(store: str | None, event_id: str, as_json: bool, purpose: str | None) -> None:
+def show(
+    store: str | None,
+    event_id: str,
+    as_json: bool,
+    unseal: bool,
+    vault_key: str | None,
+    purpose: str | None,
+) -> None:
     """Show one event in full, with its position in the chain."""
     query: dict[str, object] = {"event_id": event_id}
+    opened: dict[str, Any] | None = None
     with local_read_side(store, "mcp-notary show") as (side, caller):
+        if unseal:
+            require(side, caller, "unseal", query, purpose)  # refused: recorded, exit 5
         decision = require(side, caller, "show", query, purpose)
         engine = side.query_engine()
         try:
@@ -160,12 +210,23 @@ def show(store: str | None, event_id: str, as_json: bool, purpose: str | None) -
             engine.close()
         if row is not None and decision.own_only and row.principal_id != caller.principal.id:
             row = None  # a viewer learns nothing about others' events, not even that they exist
+        if row is not None and unseal:
+            keyring = SubjectKeyring(side.store, load_vault_key(vault_key))
+            opened = open_body(json.loads(row.body), keyring.open)
         side.control.record(
-            caller, "show", decision, "cli", query=query, returned=int(row is not None),
-            purpose=purpose,
+            caller, "unseal" if unseal else "show", decision, "cli", query=query,
+            returned=int(row is not None), purpose=purpose,
         )  # fmt: skip
     if row is None:
         raise ConfigError(f"no event with id {event_id}")
+    if opened is not None:
+        # The opened event is not what is stored or hashed: say so in both forms.
+        if as_json:
+            click.echo(json.dumps({"unsealed": opened}, ensure_ascii=False))
+            return
+        Console().print_json(json.dumps(opened, ensure_ascii=False))
+        click.echo("(payloads opened with the vault key; the stored bytes hold them sealed)")
+        return
     if as_json:
         _write_jsonl([row])
         return

@@ -11,10 +11,14 @@ from mcp_notary.access.readside import open_read_side
 from mcp_notary.anchor import open_anchor
 from mcp_notary.cli.main import store_option
 from mcp_notary.cli.read import build_index
+from mcp_notary.cli.stopping import Stopped, stop_on_signals
 from mcp_notary.cli.verify import origin_prefix_option, resolve_trusted_keys, trusted_key_option
+from mcp_notary.config import NotaryConfig
 from mcp_notary.errors import ConfigError
 from mcp_notary.identity.local import os_principal
 from mcp_notary.identity.tokens import TokenVerifier
+from mcp_notary.lifecycle.policy import RetentionPolicy
+from mcp_notary.lifecycle.retention import scheduled_retention
 from mcp_notary.server import ReadService, ServerSettings, create_app
 
 
@@ -62,6 +66,15 @@ def _oidc(issuer: str | None, audience: str | None) -> TokenVerifier | None:
 @click.option("--oidc-audience", metavar="AUD", help="The audience those tokens must name.")
 @click.option("--ssl-certfile", type=click.Path(dir_okay=False, exists=True), help="Serve HTTPS.")
 @click.option("--ssl-keyfile", type=click.Path(dir_okay=False, exists=True))
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True),
+              help="mcp-notary.toml ([retention], for --retention-every).")  # fmt: skip
+@click.option(
+    "--retention-every",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="HOURS",
+    help="Apply the [retention] policy of --config every HOURS (first run after one interval); "
+    "each run is recorded on the server's reader stream.",
+)
 def serve(
     store: str | None,
     listen: str,
@@ -72,6 +85,8 @@ def serve(
     oidc_audience: str | None,
     ssl_certfile: str | None,
     ssl_keyfile: str | None,
+    config_path: str | None,
+    retention_every: float | None,
 ) -> None:
     """Serve the JSON API (/api/..., OpenAPI at /openapi.json) and the web console (/console).
 
@@ -88,6 +103,9 @@ def serve(
             f"[yellow]warning:[/] serving on {host} without TLS: tokens and audit data cross "
             "the network in clear. Use --ssl-certfile/--ssl-keyfile or a TLS proxy."
         )
+    policy = None
+    if retention_every is not None:
+        policy = RetentionPolicy.from_mapping(NotaryConfig.load(config_path).retention)
     keys, key_sources = resolve_trusted_keys(trusted_keys)
     settings = ServerSettings(
         trusted_keys=tuple(keys),
@@ -108,11 +126,24 @@ def serve(
     except BaseException:
         side.close()
         raise
+    schedule = None
     try:
+        if policy is not None and retention_every is not None:
+            principal = os_principal()
+            schedule = scheduled_retention(
+                policy,
+                retention_every,
+                side.store,
+                lambda details: side.auditor.append(
+                    "retention", details, principal=principal, method="lifecycle/retention"
+                ),
+                lambda message: err.print(f"[red]{message}[/]"),
+            )
         build_index(engine)
         app = create_app(ReadService(side, engine, settings))
         scheme = "https" if tls else "http"
         err.print(f"mcp-notary console on {scheme}://{listen}/console  (API: /api, /openapi.json)")
+        stop_on_signals()
         uvicorn.run(
             app,
             host=host,
@@ -122,7 +153,11 @@ def serve(
             ssl_keyfile=ssl_keyfile,
             server_header=False,
         )
+    except Stopped:
+        pass  # a clean stop: seal the reader stream below
     finally:
+        if schedule is not None:
+            schedule.close()
         engine.close()
         side.close()
 

@@ -27,7 +27,13 @@ from mcp_notary.errors import ConfigError
 from mcp_notary.ids import utc_timestamp
 from mcp_notary.ledger.store import Store
 
-__all__ = ["SubjectKeyring", "VaultKey", "default_vault_key_path", "load_or_create_vault_key"]
+__all__ = [
+    "SubjectKeyring",
+    "VaultKey",
+    "default_vault_key_path",
+    "load_or_create_vault_key",
+    "load_vault_key",
+]
 
 VAULT_KEY_ENV = "MCP_NOTARY_VAULT_KEY_FILE"
 _KEY_BYTES = 32
@@ -79,6 +85,14 @@ def _read(path: Path) -> VaultKey:
     if len(raw) != 2 * _KEY_BYTES:
         raise ConfigError(f"vault key file {path} is not a key written by mcp-notary")
     return VaultKey(raw[:_KEY_BYTES], raw[_KEY_BYTES:])
+
+
+def load_vault_key(path: str | Path | None = None) -> VaultKey:
+    """The existing vault key (a reader never creates one). Raises ConfigError if missing."""
+    target = Path(path).expanduser() if path is not None else default_vault_key_path()
+    if not target.exists():
+        raise ConfigError(f"no vault key at {target}: sealed payloads cannot be opened here")
+    return _read(target)
 
 
 def load_or_create_vault_key(path: str | Path | None = None) -> VaultKey:
