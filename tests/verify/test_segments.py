@@ -16,7 +16,8 @@ from mcp_notary.ledger.segment import SegmentError, decode_segment, encode_segme
 from mcp_notary.ledger.store import LeafRecord
 from mcp_notary.ledger.stores.sqlite import SQLiteStore
 from mcp_notary.lifecycle.archive import DirArchive
-from mcp_notary.lifecycle.retention import StreamPlan, write_segments
+from mcp_notary.lifecycle.retention import StreamPlan
+from mcp_notary.lifecycle.segments import write_segments
 from mcp_notary.verify.segments import check_segment
 
 
@@ -80,9 +81,9 @@ def test_segment_tampering_is_found(archived: tuple, tmp_path: Path) -> None:
 
 
 def test_segments_split_at_the_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import mcp_notary.lifecycle.retention as retention
+    import mcp_notary.lifecycle.segments as segments
 
-    monkeypatch.setattr(retention, "SEGMENT_MAX_EVENTS", 4)
+    monkeypatch.setattr(segments, "SEGMENT_MAX_EVENTS", 4)
     store = SQLiteStore(tmp_path / "audit.db")
     store.create_stream(info("s1"))
     append(store, "s1", [event() for _ in range(12)])

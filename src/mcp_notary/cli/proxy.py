@@ -26,7 +26,7 @@ from mcp_notary.identity.principal import Principal
 from mcp_notary.identity.tokens import IntrospectionVerifier, JWTVerifier, TokenVerifier
 from mcp_notary.ledger.stores import open_store
 from mcp_notary.lifecycle.policy import RetentionPolicy
-from mcp_notary.lifecycle.retention import scheduled_retention
+from mcp_notary.lifecycle.schedule import scheduled_retention
 from mcp_notary.recorder import (
     AuditRecorder,
     key_file_checkpointing,

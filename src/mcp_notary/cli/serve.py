@@ -18,7 +18,7 @@ from mcp_notary.errors import ConfigError
 from mcp_notary.identity.local import os_principal
 from mcp_notary.identity.tokens import TokenVerifier
 from mcp_notary.lifecycle.policy import RetentionPolicy
-from mcp_notary.lifecycle.retention import scheduled_retention
+from mcp_notary.lifecycle.schedule import scheduled_retention
 from mcp_notary.server import ReadService, ServerSettings, create_app
 
 

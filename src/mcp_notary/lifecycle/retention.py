@@ -17,31 +17,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mcp_notary.ids import new_event_id
-from mcp_notary.ledger.canonical import GENESIS_HASH
-from mcp_notary.ledger.checkpoint import Checkpoint
 from mcp_notary.ledger.checkpointer import CheckpointSigner, stream_origin
-from mcp_notary.ledger.merkle import CompactRange
-from mcp_notary.ledger.segment import Segment, SegmentError, decode_segment, encode_segment
+from mcp_notary.ledger.segment import SegmentError, decode_segment
 from mcp_notary.ledger.store import EventFilter, EventRow, Store, ranges_of
 from mcp_notary.lifecycle.archive import Archive
 from mcp_notary.lifecycle.holds import HeldRow, LegalHold, active_holds
 from mcp_notary.lifecycle.policy import NEVER_PRUNED, RetentionPolicy, cutoff
 from mcp_notary.lifecycle.sealing import PAYLOAD_KEY_PREFIX
+from mcp_notary.lifecycle.segments import write_segments
 
 __all__ = [
-    "SEGMENT_MAX_EVENTS",
     "RetentionPlan",
-    "RetentionSchedule",
     "StreamPlan",
     "apply_plan",
     "plan_retention",
     "plan_stream",
     "recorded_prunes",
     "run_retention",
-    "scheduled_retention",
 ]
-
-SEGMENT_MAX_EVENTS = 10_000
 
 Progress = Callable[[int], None]
 """Called with the number of events just processed."""
@@ -268,87 +261,6 @@ def _expired_segments(archive: Archive, now: str) -> list[str]:
     return expired
 
 
-def _chunks(ranges: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
-    out = []
-    for a, b in ranges:
-        for start in range(a, b + 1, size):
-            out.append((start, min(start + size - 1, b)))
-    return out
-
-
-def write_segments(
-    store: Store,
-    plan: StreamPlan,
-    archive: Archive,
-    signer: CheckpointSigner,
-    origin: str,
-    run_id: str,
-    expires_at: Callable[[str], str | None],
-    progress: Progress | None = None,
-) -> list[dict[str, Any]]:
-    """Archive the plan's spans of one stream as signed, self-verifying segments
-    (at most `SEGMENT_MAX_EVENTS` each). One pass over the stream's leaves builds each
-    segment's prefix range and the root its checkpoint signs."""
-    chunks = _chunks(plan.spans, SEGMENT_MAX_EVENTS)
-    if not chunks:
-        return []
-    written: list[dict[str, Any]] = []
-    tree = CompactRange()
-    prev = GENESIS_HASH
-    i = 0
-    prefix: CompactRange | None = None
-    prev_at_start = prev
-    bodies: list[bytes] = []
-    oldest = newest = ""
-    for page in store.scan_leaves(plan.stream, 1, chunks[-1][1]):
-        for seq, ts, body, leaf, chain in page:
-            first, last = chunks[i]
-            if seq == first:
-                prefix = CompactRange.from_hashes(tree.size, tree.hashes)
-                prev_at_start = prev
-                bodies, oldest, newest = [], "", ""
-            tree.append(leaf)
-            prev = chain
-            if first <= seq <= last:
-                if body is None:
-                    raise SegmentError(f"{plan.stream} seq {seq} was pruned already")
-                bodies.append(body)
-                newest = max(newest, ts)
-                oldest = min(oldest, ts) if oldest else ts
-            if seq == last and prefix is not None:
-                note = signer.sign_checkpoint(Checkpoint(origin, tree.size, tree.root()), [])
-                segment = Segment(
-                    stream=plan.stream,
-                    first_seq=first,
-                    last_seq=last,
-                    prefix=prefix,
-                    prev_chain_hash=prev_at_start,
-                    checkpoint=note.render(),
-                    bodies=tuple(bodies),
-                    run_id=run_id,
-                    expires_at=expires_at(newest),
-                )
-                where = archive.put(segment.name, encode_segment(segment), segment.expires_at)
-                written.append(
-                    {
-                        "stream": plan.stream,
-                        "first": first,
-                        "last": last,
-                        "name": segment.name,
-                        "location": where,
-                        "oldest": oldest,
-                        "newest": newest,
-                        "expires_at": segment.expires_at,
-                    }
-                )
-                if progress is not None:
-                    progress(len(bodies))
-                i += 1
-                if i == len(chunks):
-                    return written
-    raise SegmentError(f"{plan.stream}: the store ended before seq {chunks[i][1]}")
-
-
 def apply_plan(
     store: Store,
     plan: RetentionPlan,
@@ -449,67 +361,3 @@ def run_retention(
         progress=applied,
     )
     return plan
-
-
-class RetentionSchedule:
-    """Runs `run` every `every_s` seconds on a daemon thread (first run after one interval);
-    a failed run is reported through `on_error` and retried at the next tick."""
-
-    def __init__(
-        self, every_s: float, run: Callable[[], object], on_error: Callable[[str], None]
-    ) -> None:
-        import threading
-
-        self.every_s = every_s
-        self._run = run
-        self._on_error = on_error
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="mcp-notary-retention", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every_s):
-            try:
-                self._run()
-            except Exception as exc:  # the schedule must outlive one bad run
-                self._on_error(f"scheduled retention failed: {exc}")
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=60)
-
-
-def scheduled_retention(
-    policy: RetentionPolicy,
-    every_hours: float,
-    store: Store,
-    record: Callable[[dict[str, Any]], object],
-    on_error: Callable[[str], None],
-) -> RetentionSchedule:
-    """A started schedule that applies `policy` to `store` (the proxy's or `serve`'s own store),
-    recording each run through `record` and signing segments with the checkpoint key file."""
-    from datetime import UTC
-
-    from mcp_notary.ledger.checkpointer import DEFAULT_ORIGIN_PREFIX, KeySigner
-    from mcp_notary.ledger.keys import load_or_create_signing_key
-    from mcp_notary.lifecycle.archive import open_archive
-
-    archive = open_archive(policy.archive) if policy.archive else None
-
-    def run_once() -> None:
-        run_retention(
-            store,
-            policy,
-            datetime.now(UTC),
-            archive=archive,
-            signer=lambda: KeySigner(load_or_create_signing_key(None)),
-            origin_prefix=DEFAULT_ORIGIN_PREFIX,
-            record=record,
-        )
-
-    schedule = RetentionSchedule(every_hours * 3600, run_once, on_error)
-    schedule.start()
-    return schedule
