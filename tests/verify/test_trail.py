@@ -47,11 +47,17 @@ def run(
     store: SQLiteStore,
     extra: list[bytes] = (),  # type: ignore[assignment]
     trusted: list[TrustedKey] = TRUSTED,
+    retention: dict[str, list[tuple[int, int]]] | None = None,
 ) -> TrailReport:
     evidence = [CheckpointEvidence(c.note, "store", c.stream) for c in store.checkpoints()]
     evidence += [CheckpointEvidence(e, f"file:{i}") for i, e in enumerate(extra)]
     return verify_trail(
-        store.stream_names(), store.scan_leaves, evidence, trusted, origin_prefix="mcp-notary"
+        store.stream_names(),
+        store.scan_leaves,
+        evidence,
+        trusted,
+        origin_prefix="mcp-notary",
+        retention=retention,
     )
 
 
@@ -149,9 +155,15 @@ def test_tampered_column_types_are_findings_not_crashes(tmp_path: Path) -> None:
     assert ("modified", 4) in kinds(report)
 
 
-@pytest.mark.parametrize("damage", ["none", "modify", "delete", "delete_chunk_start"])
+@pytest.mark.parametrize(
+    "damage", ["none", "modify", "delete", "delete_chunk_start", "pruned", "pruned_unrecorded"]
+)
 def test_parallel_row_checker_agrees_with_the_sequential_pass(tmp_path: Path, damage: str) -> None:
     store = make_store(tmp_path, n=120, sizes=(37, 64, 100, 120))
+    # Retention pruned 30..50 (across chunk edges); only the first variant recorded it.
+    recorded = {"s": [(30, 50)]} if damage == "pruned" else None
+    if damage.startswith("pruned"):
+        store.prune("s", [(30, 50)], "run-1")
     db = sqlite3.connect(tmp_path / "a.db", isolation_level=None)
     db.execute("DROP TRIGGER events_no_update")
     db.execute("DROP TRIGGER events_delete_only_pruned")
@@ -162,7 +174,7 @@ def test_parallel_row_checker_agrees_with_the_sequential_pass(tmp_path: Path, da
     elif damage == "delete_chunk_start":
         db.execute("DELETE FROM events WHERE seq BETWEEN 40 AND 45")  # around a chunk edge
     db.close()
-    sequential = run(store)
+    sequential = run(store, retention=recorded)
     evidence = [CheckpointEvidence(c.note, "store", c.stream) for c in store.checkpoints()]
     with ParallelRowChecker(tmp_path / "a.db", workers=2, chunk_rows=16) as parallel:
         report = verify_trail(
@@ -172,7 +184,13 @@ def test_parallel_row_checker_agrees_with_the_sequential_pass(tmp_path: Path, da
             TRUSTED,
             origin_prefix="mcp-notary",
             run_rows=parallel.run,
+            retention=recorded,
         )
     assert sorted(kinds(report), key=str) == sorted(kinds(sequential), key=str)
-    assert report.status == sequential.status == (0 if damage == "none" else 1)
+    assert report.status == sequential.status == (0 if damage in ("none", "pruned") else 1)
+    assert report.streams[0].pruned == sequential.streams[0].pruned
+    if damage.startswith("pruned"):
+        assert (report.streams[0].pruned, kinds(report)) == (
+            ([(30, 50)], []) if recorded else ([], [("missing", 30)])
+        )
     assert report.streams[0].covered_size == sequential.streams[0].covered_size
