@@ -75,8 +75,10 @@ def lifecycle_session(
                     kind, details, principal=caller.principal, method=f"lifecycle/{action}"
                 )
 
-            yield side.store, record_local
-            side.control.record(caller, action, decision, "cli", query=query)
+            try:
+                yield side.store, record_local
+            finally:  # the attempt is recorded even when it then fails (a hold refuses it)
+                side.control.record(caller, action, decision, "cli", query=query)
         return
     ledger = open_store(url)
     own = OwnStream(ledger, CheckpointSettings(KeySigner(load_or_create_signing_key(None))), label)
@@ -436,7 +438,13 @@ def erase(store: str | None, subject: str, reason: str, vault_key: str | None) -
     query: dict[str, object] = {"subject_key": key_id}
     with lifecycle_session(store, "erase", "mcp-notary erase", query) as (ledger, record):
         keyring = SubjectKeyring(ledger, vault)
-        sealed = [r for r in ledger.find(EventFilter(kind="call")) if key_id.encode() in r.body]
+        marker = key_id.encode()
+        sealed = [
+            r
+            for stream in ledger.stream_names()
+            for r in ledger.scan(stream)
+            if r.kind == "call" and marker in r.body
+        ]
         blocking = [
             h.hold_id
             for h in _holds(ledger)
