@@ -204,6 +204,11 @@ def test_deletion_outside_retention_is_still_caught(
     assert status == 1
     missing = sorted(f["seq"] for f in report["findings"] if f["kind"] == "missing")
     assert missing == [kept - 20, kept - 10]
+    # The watcher, reading the trail for the first time, raises the same alarms.
+    watched = notary.run("watch", "--once", "--no-syslog", "--no-record", store=store)
+    assert watched.returncode == 1
+    alerts = (watched.stdout + watched.stderr).decode()
+    assert f"{kept - 20}..{kept - 20}" in alerts and f"{kept - 10}..{kept - 10}" in alerts
     # The genuine pruned ranges are still told apart, as deleted by policy.
     assert all(
         s["pruned_by_policy"] for s in report["stream_reports"] if s["stream"] in aged.streams

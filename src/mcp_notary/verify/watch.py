@@ -10,7 +10,7 @@ at once. Findings are reported once each.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from mcp_notary.ledger.keys import TrustedKey
 from mcp_notary.ledger.store import LeafRecord
@@ -20,7 +20,7 @@ from mcp_notary.verify.checkpoints import (
     TrustedCheckpoint,
     check_signatures,
 )
-from mcp_notary.verify.trail import StreamChecker, check_stream_checkpoints
+from mcp_notary.verify.trail import StreamChecker, check_pruned, check_stream_checkpoints
 
 __all__ = ["RangeReader", "TrailWatcher"]
 
@@ -50,9 +50,11 @@ class TrailWatcher:
         new_evidence: Iterable[CheckpointEvidence],
         read: RangeReader,
         known_origins: dict[str, str] | None = None,
+        retention: Mapping[str, Sequence[tuple[int, int]]] | None = None,
     ) -> list[Finding]:
         """One incremental round. ``heads`` maps every stream to its last stored seq;
-        ``new_evidence`` may repeat notes already seen (they are skipped)."""
+        ``new_evidence`` may repeat notes already seen (they are skipped); ``retention`` gives
+        the ranges recorded retention runs pruned (others found pruned are ``missing``)."""
         fresh = []
         for item in new_evidence:
             key = (item.source, item.note)
@@ -89,6 +91,7 @@ class TrailWatcher:
                 self.events_verified += checker.rows - before
             _, found = check_stream_checkpoints(checker, checkpoints, require_coverage=False)
             findings += found
+            findings += check_pruned(stream, checker.pruned, (retention or {}).get(stream, ()))[1]
         new: list[Finding] = []
         for finding in findings:
             identity = (finding.kind, finding.stream, finding.seq, finding.seq_end, finding.detail)
