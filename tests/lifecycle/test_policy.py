@@ -105,6 +105,9 @@ def test_plan_archives_past_hot_expires_past_total_and_keeps_held() -> None:
     assert plan.spans == [(3, 5)]  # one segment across the held event
     assert (plan.held, plan.kept) == (1, 2)
     assert plan.pruned == [(1, 3), (5, 5)]
+    # Nothing past the stream's largest checkpoint is touched.
+    unsigned = plan_stream("s", None, stored, policy, [hold], NOW, archiving=True, signed_upto=2)
+    assert (unsigned.expire, unsigned.archive, unsigned.kept) == ([(1, 2)], [], 5)
     # Without an archive, bodies stay until their total period ends.
     bare = plan_stream("s", None, stored, policy, [hold], NOW, archiving=False)
     assert bare.archive == [] and bare.expire == [(1, 2)]

@@ -129,10 +129,13 @@ def plan_stream(
     now: datetime,
     *,
     archiving: bool,
+    signed_upto: int | None = None,
     progress: Progress | None = None,
 ) -> StreamPlan:
     """Decide, for each stored event of one stream, whether this run archives, expires or
-    keeps it. Pure."""
+    keeps it. Pure. Events past `signed_upto` (the stream's largest checkpoint; None: no
+    limit) are kept: pruning an event no signature covers would leave hashes nobody vouches
+    for."""
     plan = StreamPlan(stream)
     cutoffs: dict[int, str] = {}
 
@@ -155,7 +158,7 @@ def plan_stream(
         if row.seq != previous + 1:
             open_span = None  # a gap (pruned before) ends the stored run
         previous = row.seq
-        if row.kind in NEVER_PRUNED:
+        if row.kind in NEVER_PRUNED or (signed_upto is not None and row.seq > signed_upto):
             plan.kept += 1
             continue
         periods = policy.periods_for(stream, server, row.tool, row.kind)
@@ -202,6 +205,7 @@ def plan_retention(
     )
     servers = {s.stream: s.server_name for s in store.streams()}
     for stream in store.stream_names():
+        latest = store.latest_checkpoint(stream)
         plan.streams.append(
             plan_stream(
                 stream,
@@ -211,6 +215,7 @@ def plan_retention(
                 holds,
                 now,
                 archiving=archive is not None,
+                signed_upto=latest.size if latest is not None else 0,
                 progress=progress,
             )
         )
