@@ -249,7 +249,9 @@ def prepare_row(event: AuditEvent, stream: str, head: StreamHead) -> EventRow:
 
 
 class Store(Protocol):
-    """An append-only event store. There is deliberately no update or delete method."""
+    """An append-only event store. There is deliberately no update method, and the only
+    deletions are `prune` (bodies whose position and hashes are kept) and
+    `delete_subject_key` (crypto-shredding)."""
 
     def create_stream(self, info: StreamInfo) -> None: ...
 
