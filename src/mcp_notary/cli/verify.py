@@ -25,10 +25,10 @@ from mcp_notary.ledger.keys import (
     vkey_path_for,
 )
 from mcp_notary.ledger.segment import SegmentError, decode_segment
-from mcp_notary.ledger.store import EventFilter, LeafRecord, Store
+from mcp_notary.ledger.store import LeafRecord, Store
 from mcp_notary.ledger.stores import default_store_url, open_store, sqlite_path
 from mcp_notary.lifecycle.archive import Archive, open_archive
-from mcp_notary.lifecycle.retention import recorded_prunes
+from mcp_notary.lifecycle.retention import recorded_prunes_in
 from mcp_notary.verify.chain import Finding
 from mcp_notary.verify.checkpoints import CheckpointEvidence
 from mcp_notary.verify.parallel import PARALLEL_MIN_ROWS, ParallelRowChecker
@@ -257,9 +257,7 @@ def verify(
                 known_origins=known_origins,
                 anchors_given=len(anchors),
                 run_rows=run_rows,
-                retention=recorded_prunes(
-                    r.body for r in ledger.find(EventFilter(kind="retention"))
-                ),
+                retention=recorded_prunes_in(ledger),
             )
         segments = 0
         if archive_url:

@@ -23,10 +23,10 @@ from mcp_notary.identity.local import os_principal
 from mcp_notary.ids import new_event_id, utc_timestamp
 from mcp_notary.ledger.checkpointer import Checkpointer, CheckpointSettings, KeySigner
 from mcp_notary.ledger.keys import load_or_create_signing_key
-from mcp_notary.ledger.store import EventFilter, EventRow, LeafRecord, Store, StreamInfo
+from mcp_notary.ledger.store import EventRow, LeafRecord, Store, StreamInfo
 from mcp_notary.ledger.stores import default_store_url, open_store
 from mcp_notary.ledger.writer import LedgerWriter
-from mcp_notary.lifecycle.retention import recorded_prunes
+from mcp_notary.lifecycle.retention import recorded_prunes_in
 from mcp_notary.recorder import process_start_token
 from mcp_notary.verify.alerts import (
     Alerter,
@@ -215,5 +215,4 @@ def poll_once(ledger: Store, watcher: TrailWatcher, skip: str | None = None) -> 
     def read(stream: str, first: int, last: int) -> Iterator[list[LeafRecord]]:
         return ledger.scan_leaves(stream, first, last)
 
-    recorded = recorded_prunes(r.body for r in ledger.find(EventFilter(kind="retention")))
-    return watcher.poll(heads, evidence, read, known_origins, recorded)
+    return watcher.poll(heads, evidence, read, known_origins, recorded_prunes_in(ledger))

@@ -28,10 +28,9 @@ from mcp_notary.errors import StoreError
 from mcp_notary.ids import utc_timestamp
 from mcp_notary.ledger.checkpointer import DEFAULT_ORIGIN_PREFIX
 from mcp_notary.ledger.keys import TrustedKey
-from mcp_notary.ledger.store import EventFilter
 from mcp_notary.lifecycle.holds import HeldRow, active_holds
 from mcp_notary.lifecycle.policy import NEVER_PRUNED
-from mcp_notary.lifecycle.retention import recorded_prunes
+from mcp_notary.lifecycle.retention import recorded_prunes_in
 from mcp_notary.lifecycle.sealing import PAYLOAD_KEY_PREFIX, SEALED
 from mcp_notary.query.sqlite import readonly_connection
 from mcp_notary.verify.checkpoints import CheckpointEvidence
@@ -256,7 +255,7 @@ def gather_facts(side: ReadSide, opts: EvidenceOptions, *, report_stream: str | 
         origin_prefix=opts.origin_prefix,
         known_origins=known_origins,
         anchors_given=len(opts.anchors),
-        retention=recorded_prunes(r.body for r in side.store.find(EventFilter(kind="retention"))),
+        retention=recorded_prunes_in(side.store),
     )
     registry = side.control.store
     grants = registry.grant_changes()

@@ -33,6 +33,7 @@ __all__ = [
     "plan_retention",
     "plan_stream",
     "recorded_prunes",
+    "recorded_prunes_in",
     "run_retention",
 ]
 
@@ -318,6 +319,11 @@ def apply_plan(
     if archive is not None:
         for name in plan.expired_segments:
             archive.delete(name)
+
+
+def recorded_prunes_in(store: Store) -> dict[str, list[tuple[int, int]]]:
+    """`recorded_prunes` of every `retention` event in `store`: what verifiers accept."""
+    return recorded_prunes(r.body for r in store.find(EventFilter(kind="retention")))
 
 
 def recorded_prunes(bodies: Iterable[bytes]) -> dict[str, list[tuple[int, int]]]:

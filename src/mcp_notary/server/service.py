@@ -20,6 +20,7 @@ from mcp_notary.ids import utc_timestamp
 from mcp_notary.ledger.checkpointer import DEFAULT_ORIGIN_PREFIX
 from mcp_notary.ledger.keys import TrustedKey
 from mcp_notary.ledger.store import CheckpointRow, EventRow
+from mcp_notary.lifecycle.retention import recorded_prunes_in
 from mcp_notary.query.engine import Activity, QueryEngine
 from mcp_notary.query.model import Page, Query
 from mcp_notary.query.proofs import inclusion_bundle
@@ -188,6 +189,7 @@ class ReadService:
                 origin_prefix=self.settings.origin_prefix,
                 known_origins=known,
                 anchors_given=len(self.settings.anchors),
+                retention=recorded_prunes_in(store),
             )
         body = report.to_dict()
         body["verified_at"] = utc_timestamp()
