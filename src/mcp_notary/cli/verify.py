@@ -93,6 +93,11 @@ def gather_evidence(
     return evidence, known_origins
 
 
+def _pruned_note(report: TrailReport) -> str:
+    pruned = sum(b - a + 1 for s in report.streams for a, b in s.pruned)
+    return f" ({pruned} of them pruned by retention policy)" if pruned else ""
+
+
 def verify_archive(
     ledger: Store,
     archive: Archive,
@@ -293,7 +298,8 @@ def verify(
         mark = "[green]✓[/]" if report.status == 0 else "[red]✗[/]"
         out.print(
             f"{mark} {report.verdict}: {report.events} events in {len(report.streams)} "
-            f"stream(s), {report.checkpoints_checked} checkpoint copies checked"
+            f"stream(s){_pruned_note(report)}, {report.checkpoints_checked} checkpoint copies "
+            "checked"
         )
         if saved:
             out.print(f"saved {saved} checkpoint(s) in {save_checkpoints}")
