@@ -113,6 +113,28 @@ def test_plan_archives_past_hot_expires_past_total_and_keeps_held() -> None:
     assert bare.archive == [] and bare.expire == [(1, 2)]
 
 
+def test_rules_match_data_classes_from_the_redaction_manifest() -> None:
+    from dataclasses import replace
+
+    from mcp_notary.events.model import SensitiveField
+
+    policy = RetentionPolicy.from_mapping(
+        {"total": "P30D", "rules": [{"data_class": "pan", "total": "P400D"}]}
+    )
+    head, stored = StreamHead(), []
+    for i, classes in enumerate([("pan",), (), ("email", "pan"), ("email",)]):
+        e = replace(
+            event("t", "alice", (NOW - timedelta(days=100 + i)).timestamp()),
+            sensitive_fields=tuple(SensitiveField(f"/a/{k}", k, f"r-{k}") for k in classes),
+        )
+        row = prepare_row(e, "s", head)
+        head = StreamHead(row.seq, row.chain_hash)
+        stored.append(row)
+    plan = plan_stream("s", None, stored, policy, [], NOW, archiving=False)
+    assert plan.expire == [(2, 2), (4, 4)]  # kept 400 days: the events that held a card number
+    assert plan.kept == 2
+
+
 def test_plan_never_prunes_lifecycle_records_and_spans_stop_at_gaps() -> None:
     policy = RetentionPolicy.from_mapping({"hot": "P1D"})
     stored = rows([50, 40, 30, 20])

@@ -67,25 +67,36 @@ class Periods:
         return {"hot": days_text(self.hot), "total": days_text(self.total)}
 
 
-_MATCH_KEYS = ("stream", "server", "tool", "kind")
+_MATCH_KEYS = ("stream", "server", "tool", "kind", "data_class")
 
 
 @dataclass(frozen=True)
 class RetentionRule:
-    """Periods for the events a rule matches (every given match key must be equal)."""
+    """Periods for the events a rule matches (every given match key must hold). `data_class`
+    matches events where redaction removed a value of that kind (`pan`, `email`, `ssn`...:
+    the `kind` of an entry of `sensitive_fields`)."""
 
     periods: Periods
     stream: str | None = None
     server: str | None = None
     tool: str | None = None
     kind: str | None = None
+    data_class: str | None = None
 
-    def matches(self, stream: str, server: str | None, tool: str | None, kind: str) -> bool:
+    def matches(
+        self,
+        stream: str,
+        server: str | None,
+        tool: str | None,
+        kind: str,
+        data_classes: frozenset[str] = frozenset(),
+    ) -> bool:
         return (
             (self.stream is None or self.stream == stream)
             and (self.server is None or self.server == server)
             and (self.tool is None or self.tool == tool)
             and (self.kind is None or self.kind == kind)
+            and (self.data_class is None or self.data_class in data_classes)
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,11 +156,23 @@ class RetentionPolicy:
             basis=basis if isinstance(basis, str) else "",
         )
 
-    def periods_for(self, stream: str, server: str | None, tool: str | None, kind: str) -> Periods:
+    def periods_for(
+        self,
+        stream: str,
+        server: str | None,
+        tool: str | None,
+        kind: str,
+        data_classes: frozenset[str] = frozenset(),
+    ) -> Periods:
         for rule in self.rules:
-            if rule.matches(stream, server, tool, kind):
+            if rule.matches(stream, server, tool, kind, data_classes):
                 return rule.periods
         return self.default
+
+    @property
+    def uses_data_classes(self) -> bool:
+        """Whether deciding needs each event's redaction manifest (its body)."""
+        return any(r.data_class is not None for r in self.rules)
 
     def shortest_any(self) -> int | None:
         """The shortest period of any kind: events younger than this are never touched."""

@@ -121,6 +121,15 @@ class RetentionPlan:
         }
 
 
+def _data_classes(body: bytes) -> frozenset[str]:
+    """The kinds of value redaction removed from an event (its `sensitive_fields`)."""
+    try:
+        fields = json.loads(body).get("sensitive_fields") or []
+    except (ValueError, AttributeError):
+        return frozenset()
+    return frozenset(str(f.get("kind")) for f in fields if isinstance(f, dict))
+
+
 def plan_stream(
     stream: str,
     server: str | None,
@@ -162,7 +171,8 @@ def plan_stream(
         if row.kind in NEVER_PRUNED or (signed_upto is not None and row.seq > signed_upto):
             plan.kept += 1
             continue
-        periods = policy.periods_for(stream, server, row.tool, row.kind)
+        classes = _data_classes(row.body) if policy.uses_data_classes else frozenset()
+        periods = policy.periods_for(stream, server, row.tool, row.kind, classes)
         past_total = row.timestamp < past(periods.total)
         past_hot = archiving and row.timestamp < past(periods.hot)
         if not (past_total or past_hot):
