@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mcp_notary.access.registry import GrantChange, TokenRecord, TokenRevocation
+from mcp_notary.access.records import SQLAccessRecords
 from mcp_notary.errors import StoreError
 
 __all__ = ["ACCESS_TABLES", "SQLiteAccessStore"]
@@ -56,7 +56,7 @@ _GUARDS = "".join(
 )
 
 
-class SQLiteAccessStore:
+class SQLiteAccessStore(SQLAccessRecords):
     """`AccessStore` over the audit store's SQLite file."""
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 30_000) -> None:
@@ -88,44 +88,6 @@ class SQLiteAccessStore:
                 self._db.execute(sql, values)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write access record: {exc}") from exc
-
-    def grant_changes(self) -> list[GrantChange]:
-        rows = self._rows(
-            "SELECT principal, role, action, at, actor, event_id FROM access_grants ORDER BY id"
-        )
-        return [GrantChange(*r) for r in rows]
-
-    def append_grant_change(self, change: GrantChange) -> None:
-        self._insert(
-            "INSERT INTO access_grants (principal, role, action, at, actor, event_id) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (change.principal, change.role, change.action, change.at, change.actor,
-             change.event_id),
-        )  # fmt: skip
-
-    def tokens(self) -> list[TokenRecord]:
-        rows = self._rows(
-            "SELECT token_id, principal, name, secret_hash, created_at, expires_at, actor, "
-            "event_id FROM access_tokens ORDER BY created_at, token_id"
-        )
-        return [TokenRecord(*r) for r in rows]
-
-    def add_token(self, record: TokenRecord) -> None:
-        self._insert(
-            "INSERT INTO access_tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (record.token_id, record.principal, record.name, record.secret_hash,
-             record.created_at, record.expires_at, record.actor, record.event_id),
-        )  # fmt: skip
-
-    def revocations(self) -> list[TokenRevocation]:
-        rows = self._rows("SELECT token_id, at, actor, event_id FROM access_token_revocations")
-        return [TokenRevocation(*r) for r in rows]
-
-    def add_revocation(self, revocation: TokenRevocation) -> None:
-        self._insert(
-            "INSERT OR IGNORE INTO access_token_revocations VALUES (?, ?, ?, ?)",
-            (revocation.token_id, revocation.at, revocation.actor, revocation.event_id),
-        )
 
     def close(self) -> None:
         with self._lock:

@@ -5,22 +5,24 @@ engine from a store URL."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from mcp_notary.errors import ConfigError
 from mcp_notary.ledger.store import EventRow
 from mcp_notary.query.index import Progress
-from mcp_notary.query.model import Page, Query
+from mcp_notary.query.model import Cursor, Page, Query
 
 __all__ = [
     "Activity",
     "QueryEngine",
     "activity_counts",
     "column_filters",
+    "iterate_pages",
     "keyset",
     "open_query_engine",
+    "page_of",
 ]
 
 EVENT_SELECT = (
@@ -67,6 +69,27 @@ class QueryEngine(Protocol):
     ) -> Activity: ...
 
     def close(self) -> None: ...
+
+
+def page_of(rows: list[EventRow], limit: int | None) -> Page:
+    """A page from up to `limit` + 1 rows fetched: the extra row only says there is a next."""
+    if limit is not None and len(rows) > limit:
+        rows = rows[:limit]
+        return Page(rows, Cursor.after(rows[-1]).encode())
+    return Page(rows, None)
+
+
+def iterate_pages(
+    search: Callable[[Query], Page], query: Query, page_size: int
+) -> Iterator[EventRow]:
+    """Every match of `query` in its order, fetched a page of `page_size` at a time."""
+    current = replace(query, limit=page_size)
+    while True:
+        page = search(current)
+        yield from page.rows
+        if page.next_cursor is None:
+            return
+        current = replace(current, cursor=Cursor.decode(page.next_cursor))
 
 
 def column_filters(query: Query, p: str) -> tuple[list[str], list[Any]]:

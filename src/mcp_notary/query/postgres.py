@@ -11,7 +11,6 @@ Reads use their own session with `default_transaction_read_only` on, and a deadl
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from typing import Any
 
 from mcp_notary.ledger.store import EventRow, event_row
@@ -21,10 +20,12 @@ from mcp_notary.query.engine import (
     Activity,
     activity_counts,
     column_filters,
+    iterate_pages,
     keyset,
+    page_of,
 )
 from mcp_notary.query.index import Progress
-from mcp_notary.query.model import Cursor, Page, Query, QueryError, tsquery_expression
+from mcp_notary.query.model import Page, Query, QueryError, tsquery_expression
 
 __all__ = ["PostgresQueryEngine", "build_pg_search_sql"]
 
@@ -109,21 +110,11 @@ class PostgresQueryEngine:
     def search(self, query: Query) -> Page:
         """One page of matches in `query.sort` order."""
         sql, params = build_pg_search_sql(query)
-        rows = [event_row(r) for r in self._fetch(sql, params)]
-        if query.limit is not None and len(rows) > query.limit:
-            rows = rows[: query.limit]
-            return Page(rows, Cursor.after(rows[-1]).encode())
-        return Page(rows, None)
+        return page_of([event_row(r) for r in self._fetch(sql, params)], query.limit)
 
     def iterate(self, query: Query, page_size: int = 1000) -> Iterator[EventRow]:
         """Every match in `query.sort` order, a page at a time (for exports and the CLI)."""
-        current = replace(query, limit=page_size)
-        while True:
-            page = self.search(current)
-            yield from page.rows
-            if page.next_cursor is None:
-                return
-            current = replace(current, cursor=Cursor.decode(page.next_cursor))
+        return iterate_pages(self.search, query, page_size)
 
     def get(self, event_id: str) -> EventRow | None:
         rows = self._fetch(
