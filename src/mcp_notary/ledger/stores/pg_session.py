@@ -7,7 +7,6 @@ a deadline becomes the session's `statement_timeout`.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -15,9 +14,14 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from mcp_notary.errors import StoreError, StoreVersionError
-from mcp_notary.ledger.stores.pg_migrations import LATEST_VERSION
-from mcp_notary.ledger.stores.postgres import CONNECT_TIMEOUT_S, redact_url, split_options
+from mcp_notary.errors import StoreError
+from mcp_notary.ledger.stores.postgres import (
+    check_version,
+    close_quietly,
+    connect,
+    redact_url,
+    split_options,
+)
 
 __all__ = ["PgSession", "QueryCanceled"]
 
@@ -41,37 +45,23 @@ class PgSession:
             raise
 
     def _check_version(self) -> None:
-        exists = self.fetch("SELECT to_regclass('schema_migrations') IS NOT NULL", what="open")
-        if not exists or not exists[0][0]:
-            raise StoreError(f"no audit store at {self.name}")
-        version = self.fetch("SELECT max(version) FROM schema_migrations", what="open")
-        found = version[0][0] if version else None
-        if found != LATEST_VERSION:
-            raise StoreVersionError(
-                f"{self.name} has store schema version {found}; this release reads "
-                f"version {LATEST_VERSION}"
-            )
+        with self._lock:
+            try:
+                check_version(self._connection(), self.name)
+            except psycopg.Error as exc:
+                raise StoreError(f"cannot open audit store {self.name}: {exc}") from exc
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._db is not None and not self._db.closed and not self._db.broken:
             return self._db
         self._drop()
-        kwargs: dict[str, Any] = {"autocommit": True}
-        if "connect_timeout" not in self.url:
-            kwargs["connect_timeout"] = CONNECT_TIMEOUT_S
-        db = psycopg.connect(self.url, **kwargs)
-        if self.readonly:
-            db.execute("SET default_transaction_read_only = on")
-        if self._timeout_ms is not None:
-            db.execute(f"SET statement_timeout = {int(self._timeout_ms)}")
-        self._db = db
-        return db
+        settings = {"statement_timeout": self._timeout_ms} if self._timeout_ms is not None else None
+        self._db = connect(self.url, readonly=self.readonly, settings=settings)
+        return self._db
 
     def _drop(self) -> None:
-        if self._db is not None:
-            with contextlib.suppress(psycopg.Error):
-                self._db.close()
-            self._db = None
+        close_quietly(self._db)
+        self._db = None
 
     def fetch(self, query: str, params: Sequence[Any] = (), *, what: str = "query") -> list[Any]:
         """Rows of one statement. `QueryCanceled` (the deadline) passes through untranslated;

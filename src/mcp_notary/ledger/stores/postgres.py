@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -65,6 +65,49 @@ def redact_url(url: str) -> str:
     )
 
 
+def connect(
+    url: str, *, readonly: bool = False, settings: Mapping[str, str | int] | None = None
+) -> psycopg.Connection[Any]:
+    """An autocommit connection (with a connect timeout unless the URL sets one); read-only
+    sessions refuse every write; `settings` are session parameters (`SET name = value`)."""
+    kwargs: dict[str, Any] = {"autocommit": True}
+    if "connect_timeout" not in url:
+        kwargs["connect_timeout"] = CONNECT_TIMEOUT_S
+    db = psycopg.connect(url, **kwargs)
+    if readonly:
+        db.execute("SET default_transaction_read_only = on")
+    for name, value in (settings or {}).items():
+        db.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(str(value))))
+    return db
+
+
+def close_quietly(db: psycopg.Connection[Any] | None) -> None:
+    if db is not None:
+        with contextlib.suppress(psycopg.Error):  # closing a dead connection may fail
+            db.close()
+
+
+def schema_version(db: psycopg.Connection[Any]) -> int | None:
+    """The store's applied migration version; None where there is no store."""
+    exists = db.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    if not exists or not exists[0]:
+        return None
+    row = db.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def check_version(db: psycopg.Connection[Any], name: str) -> None:
+    """Refuse a missing store, or one of a version this release does not read."""
+    version = schema_version(db)
+    if version is None:
+        raise StoreError(f"no audit store at {name}")
+    if version != LATEST_VERSION:
+        raise StoreVersionError(
+            f"{name} has store schema version {version}; this release reads version "
+            f"{LATEST_VERSION}"
+        )
+
+
 class PostgresStore:
     """`Store` over one PostgreSQL schema (the connection's `search_path`). One connection per
     instance, guarded by a lock so a writer thread and readers in one process can share it."""
@@ -99,24 +142,14 @@ class PostgresStore:
         if self._db is not None and not self._db.closed and not self._db.broken:
             return self._db
         self._drop()
-        kwargs: dict[str, Any] = {"autocommit": True}
-        if "connect_timeout" not in self.url:
-            kwargs["connect_timeout"] = CONNECT_TIMEOUT_S
-        db = psycopg.connect(self.url, **kwargs)
-        if self.readonly:
-            db.execute("SET default_transaction_read_only = on")
-        if self._synchronous_commit is not None:
-            db.execute(
-                sql.SQL("SET synchronous_commit = {}").format(sql.Literal(self._synchronous_commit))
-            )
-        self._db = db
-        return db
+        sync = self._synchronous_commit
+        settings = {"synchronous_commit": sync} if sync is not None else None
+        self._db = connect(self.url, readonly=self.readonly, settings=settings)
+        return self._db
 
     def _drop(self) -> None:
-        if self._db is not None:
-            with contextlib.suppress(psycopg.Error):  # closing a dead connection may fail
-                self._db.close()
-            self._db = None
+        close_quietly(self._db)
+        self._db = None
 
     def _run(self, what: str, fn: Callable[[psycopg.Connection[Any]], _T]) -> _T:
         """Call `fn(connection)` under the lock; translate driver errors, and drop a broken
@@ -140,26 +173,11 @@ class PostgresStore:
 
     # -- schema --------------------------------------------------------------------------------
 
-    @staticmethod
-    def _version(db: psycopg.Connection[Any]) -> int | None:
-        exists = db.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
-        if not exists or not exists[0]:
-            return None
-        row = db.execute("SELECT max(version) FROM schema_migrations").fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
-
     def _check_version(self, db: psycopg.Connection[Any]) -> None:
-        version = self._version(db)
-        if version is None:
-            raise StoreError(f"no audit store at {self.name}")
-        if version != LATEST_VERSION:
-            raise StoreVersionError(
-                f"{self.name} has store schema version {version}; this release reads version "
-                f"{LATEST_VERSION}"
-            )
+        check_version(db, self.name)
 
     def _migrate(self, db: psycopg.Connection[Any]) -> None:
-        version = self._version(db)
+        version = schema_version(db)
         if version == LATEST_VERSION:
             return  # the common case, and the only one a writer-role login can pass
         if version is not None and version > LATEST_VERSION:
@@ -171,7 +189,7 @@ class PostgresStore:
             schema_row = db.execute("SELECT quote_ident(current_schema())").fetchone()
             if schema_row is None or schema_row[0] is None:
                 raise StoreError(f"{self.name}: no schema on the search_path to create the store")
-            version = self._version(db) or 0
+            version = schema_version(db) or 0
             for number, name, script in MIGRATIONS:
                 if number <= version:
                     continue
