@@ -227,70 +227,67 @@ class StreamChecker:
                     pruned[-1][1] = seq
                 else:
                     pruned.append([seq, seq])
+                leaf = stored_leaf
+                body = b""
                 if ts > high:
                     high = ts
-                append(stored_leaf)
-                position += 1
-                if position in want:
-                    if is_chunk:
-                        self._partials[position] = tree.hashes
-                    else:
-                        self.roots[position] = tree.root()
-                    self.last_events[position] = (ts, b"")
-                prev = stored_chain
-                expected = seq + 1
-                continue
-            # (1b) leaf
-            leaf = sha(prefix + body).digest()
-            leaf_ok = leaf == stored_leaf
-            if not leaf_ok:
-                findings.append(
-                    Finding("modified", stream, seq, "event bytes do not match their leaf hash")
-                )
-                self.modified.append(seq)
-            # (1d) claimed position and indexed time: markers of the canonical (sorted-key)
-            # body past the top-level "seq", which nothing nested can follow.
-            i = body.rfind(_SEQ_KEY)
-            misplaced = False
-            if i > 0 and body.startswith(b'%d,"server":' % seq, i + 7) and body.find(marker, i) > 0:
-                t = body.find(_TS_KEY, i)
-                if t < 0 or not body.startswith(ts.encode() + b'"', t + 14):
+            else:
+                # (1b) leaf
+                leaf = sha(prefix + body).digest()
+                leaf_ok = leaf == stored_leaf
+                if not leaf_ok:
+                    findings.append(
+                        Finding("modified", stream, seq, "event bytes do not match their leaf hash")
+                    )
+                    self.modified.append(seq)
+                # (1d) claimed position and indexed time: markers of the canonical (sorted-key)
+                # body past the top-level "seq", which nothing nested can follow.
+                i = body.rfind(_SEQ_KEY)
+                misplaced = False
+                if (
+                    i > 0
+                    and body.startswith(b'%d,"server":' % seq, i + 7)
+                    and body.find(marker, i) > 0
+                ):
+                    t = body.find(_TS_KEY, i)
+                    if t < 0 or not body.startswith(ts.encode() + b'"', t + 14):
+                        findings.append(
+                            Finding(
+                                "modified",
+                                stream,
+                                seq,
+                                f"indexed timestamp {ts} is not the event's own",
+                            )
+                        )
+                else:
+                    self._position = position
+                    misplaced = self._check_claims(body, seq, findings)
+                # (1c) chain
+                # (one finding per damaged row: a bad leaf implies a bad chain link)
+                if sha(prev + body).digest() != stored_chain and leaf_ok and not misplaced:
                     findings.append(
                         Finding(
                             "modified",
                             stream,
                             seq,
-                            f"indexed timestamp {ts} is not the event's own",
+                            "chain hash does not follow from the previous event and these bytes",
                         )
                     )
-            else:
-                self._position = position
-                misplaced = self._check_claims(body, seq, findings)
-            # (1c) chain
-            # (one finding per damaged row: a bad leaf implies a bad chain link)
-            if sha(prev + body).digest() != stored_chain and leaf_ok and not misplaced:
-                findings.append(
-                    Finding(
-                        "modified",
-                        stream,
-                        seq,
-                        "chain hash does not follow from the previous event and these bytes",
+                    if not self.modified or self.modified[-1] != seq:
+                        self.modified.append(seq)
+                # (1e) time: cheap unless this event started before an earlier one
+                if ts >= high:
+                    high = ts
+                elif _end_time(body, ts) < _minus(high, TIME_SLACK_S):
+                    findings.append(
+                        Finding(
+                            "time_regression",
+                            stream,
+                            seq,
+                            f"event at {ts} ended before an earlier-sequenced event started "
+                            f"({high})",
+                        )
                     )
-                )
-                if not self.modified or self.modified[-1] != seq:
-                    self.modified.append(seq)
-            # (1e) time: cheap unless this event started before an earlier one
-            if ts >= high:
-                high = ts
-            elif _end_time(body, ts) < _minus(high, TIME_SLACK_S):
-                findings.append(
-                    Finding(
-                        "time_regression",
-                        stream,
-                        seq,
-                        f"event at {ts} ended before an earlier-sequenced event started ({high})",
-                    )
-                )
             append(leaf)
             position += 1
             if position in want:
