@@ -73,7 +73,7 @@ def vkey_path_for(key_path: Path) -> Path:
     return key_path.with_suffix(".vkey") if key_path.suffix == ".key" else Path(f"{key_path}.vkey")
 
 
-def _publish_new(path: Path, write: Callable[[Path], object]) -> None:
+def publish_new(path: Path, write: Callable[[Path], object]) -> None:
     """Create ``path`` complete or not at all: write a private temporary file beside it, then
     hard-link it into place (which fails if ``path`` exists), so a concurrent reader never sees
     a half-written key and a concurrent creator never overwrites one."""
@@ -98,11 +98,11 @@ def load_or_create_signing_key(path: Path | None = None, name: str | None = None
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         key_name = name or default_key_name()
-        _publish_new(path, lambda tmp: generate_key_file(tmp, key_name))
+        publish_new(path, lambda tmp: generate_key_file(tmp, key_name))
     signer = load_signer(path)
     vkey = vkey_path_for(path)
     if not vkey.exists():
-        _publish_new(vkey, lambda tmp: write_vkey(tmp, signer.verifier))
+        publish_new(vkey, lambda tmp: write_vkey(tmp, signer.verifier))
     return signer
 
 

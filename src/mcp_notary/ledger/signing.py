@@ -346,7 +346,7 @@ def verify_note(note: SignedNote, verifiers: Sequence[NoteVerifier]) -> list[str
 # Key files
 
 
-def _write_new_file(path: str | os.PathLike[str], data: bytes, mode: int, what: str) -> None:
+def write_new_file(path: str | os.PathLike[str], data: bytes, mode: int, what: str) -> None:
     # O_EXCL: never overwrite (or follow a planted symlink to) an existing file; the mode
     # is set at creation so there is no window in which the file is more permissive.
     try:
@@ -408,7 +408,7 @@ def generate_key_file(path: str | os.PathLike[str], name: str) -> NoteVerifier:
     """
     signer = NoteSigner.generate(name)
     data = (signer._private_key_string() + "\n").encode("utf-8")
-    _write_new_file(path, data, 0o600, "private key file")
+    write_new_file(path, data, 0o600, "private key file")
     return signer.verifier
 
 
@@ -427,7 +427,7 @@ def load_signer(path: str | os.PathLike[str]) -> NoteSigner:
 
 def write_vkey(path: str | os.PathLike[str], verifier: NoteVerifier) -> None:
     """Write ``verifier``'s vkey to a new file at ``path`` (mode 0644; never overwrites)."""
-    _write_new_file(path, (verifier.vkey + "\n").encode("utf-8"), 0o644, "vkey file")
+    write_new_file(path, (verifier.vkey + "\n").encode("utf-8"), 0o644, "vkey file")
 
 
 def load_verifier(path: str | os.PathLike[str]) -> NoteVerifier:

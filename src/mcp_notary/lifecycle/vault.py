@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from mcp_notary.errors import ConfigError
 from mcp_notary.ids import utc_timestamp
+from mcp_notary.ledger.keys import publish_new
+from mcp_notary.ledger.signing import write_new_file
 from mcp_notary.ledger.store import Store
 
 __all__ = [
@@ -96,21 +98,14 @@ def load_vault_key(path: str | Path | None = None) -> VaultKey:
 
 
 def load_or_create_vault_key(path: str | Path | None = None) -> VaultKey:
-    """The vault key at `path`, created (0600, O_EXCL, fsync'd) if missing; two processes
-    starting together agree on one key."""
+    """The vault key at `path`, created (0600, fsync'd, never overwriting) if missing."""
     target = Path(path).expanduser() if path is not None else default_vault_key_path()
     if target.exists():
         return _read(target)
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _read(target)
-    try:
-        os.write(fd, secrets.token_bytes(2 * _KEY_BYTES).hex().encode() + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    data = secrets.token_bytes(2 * _KEY_BYTES).hex().encode() + b"\n"
+    # Complete or not at all: two processes starting together agree on one key.
+    publish_new(target, lambda tmp: write_new_file(tmp, data, 0o600, "vault key file"))
     return _read(target)
 
 
