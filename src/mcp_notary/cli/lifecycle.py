@@ -10,10 +10,10 @@ change is recorded in the ledger before it is made: a `retention` event before p
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import click
@@ -40,6 +40,7 @@ from mcp_notary.lifecycle.holds import HeldRow, LegalHold, active_holds
 from mcp_notary.lifecycle.policy import NEVER_PRUNED, RetentionPolicy
 from mcp_notary.lifecycle.retention import RetentionPlan, run_retention
 from mcp_notary.lifecycle.vault import SubjectKeyring, load_vault_key
+from mcp_notary.query.index import SearchIndex
 from mcp_notary.vocabulary import Kind
 
 Record = Callable[[Kind, dict[str, Any]], EventRow]
@@ -125,8 +126,10 @@ def retention() -> None:
     """Retention: how long events stay in the store, in the archive, and at all."""
 
 
-def _policy(config_path: str | None) -> RetentionPolicy:
-    return RetentionPolicy.from_mapping(NotaryConfig.load(config_path).retention)
+def _policy(config_path: str | None, store: str | None) -> tuple[RetentionPolicy, str | None]:
+    """The `[retention]` policy of the config, and the store (`--store`, else its `store`)."""
+    config = NotaryConfig.load(config_path)
+    return RetentionPolicy.from_mapping(config.retention), store or config.store
 
 
 @retention.command("show")
@@ -135,7 +138,7 @@ def _policy(config_path: str | None) -> RetentionPolicy:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def retention_show(store: str | None, config_path: str | None, as_json: bool) -> None:
     """Print the effective retention policy, the legal holds in force and the past runs."""
-    policy = _policy(config_path)
+    policy, store = _policy(config_path, store)
     with lifecycle_session(store, "stats", "mcp-notary retention", {"show": "retention"}) as (
         ledger,
         _record,
@@ -249,15 +252,15 @@ def retention_apply(
     outright. Legal holds keep what they match. Each event keeps its place and hashes, so
     `verify` still passes and reports the pruned ranges as deleted by policy.
     """
-    policy = _policy(config_path)
+    policy, store = _policy(config_path, store)
     url = archive_url or policy.archive
     archive = open_archive(url) if url else None
     now = _parse_now(now_text)
     console = Console(stderr=True)
     query: dict[str, object] = {"dry_run": dry_run, "policy_version": policy.version}
     with lifecycle_session(store, "retention", "mcp-notary retention", query) as (ledger, record):
-        if not dry_run and sqlite_path(store or default_store_url()) is not None:
-            _upgrade_search_index(Path(str(sqlite_path(store or default_store_url()))))
+        if not dry_run:
+            prepare_for_pruning(store)
         with _progress(console, "retention", as_json) as progress:
             planning = progress.add_task("planning", total=ledger.count())
             pruning = progress.add_task("archiving and pruning", total=None, start=False)
@@ -312,13 +315,13 @@ def retention_apply(
                   f"{'would be' if dry_run else 'were'} deleted")  # fmt: skip
 
 
-def _upgrade_search_index(path: Path) -> None:
-    """Give an existing search index its delete trigger before rows are pruned."""
-    import sqlite3
-
-    from mcp_notary.query.index import SearchIndex
-
-    db = sqlite3.connect(path, isolation_level=None, timeout=30)
+def prepare_for_pruning(store: str | None) -> None:
+    """Give an embedded store's existing search index its delete trigger, so pruning removes
+    the postings too (every path that prunes calls this first)."""
+    path = sqlite_path(store or default_store_url())
+    if path is None:
+        return
+    db = sqlite3.connect(path.expanduser(), isolation_level=None, timeout=30)
     try:
         SearchIndex(db).upgrade()
     finally:

@@ -16,6 +16,7 @@ from mcp_notary.capture.http import (
     AuditingProxy,
     ProxySettings,
 )
+from mcp_notary.cli.lifecycle import prepare_for_pruning
 from mcp_notary.cli.main import store_option
 from mcp_notary.cli.stopping import Stopped, stop_on_signals
 from mcp_notary.config import NotaryConfig
@@ -191,6 +192,7 @@ def proxy(
     recorder.start()
     schedule = None
     if retention_every is not None and policy is not None:
+        prepare_for_pruning(store or config.store)
         schedule = scheduled_retention(
             policy,
             retention_every,

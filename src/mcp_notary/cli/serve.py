@@ -9,6 +9,7 @@ from rich.console import Console
 
 from mcp_notary.access.readside import open_read_side
 from mcp_notary.anchor import open_anchor
+from mcp_notary.cli.lifecycle import prepare_for_pruning
 from mcp_notary.cli.main import store_option
 from mcp_notary.cli.read import build_index
 from mcp_notary.cli.stopping import Stopped, stop_on_signals
@@ -129,6 +130,7 @@ def serve(
     schedule = None
     try:
         if policy is not None and retention_every is not None:
+            prepare_for_pruning(store)
             principal = os_principal()
             schedule = scheduled_retention(
                 policy,
