@@ -111,7 +111,7 @@ def test_prune_keeps_position_and_hashes(store: Store) -> None:
     store.create_stream(info("s1"))
     append(store, "s1", [event() for _ in range(10)])
     before = leaves(store, "s1")
-    assert store.prune("s1", [(2, 4), (7, 7), (20, 30)], "run-1") == 4
+    assert store.prune({"s1": [(2, 4), (7, 7), (20, 30)]}, "run-1") == 4
     after = leaves(store, "s1")
     assert [(s, leaf, chain) for s, _b, leaf, chain in after] == [
         (s, leaf, chain) for s, _b, leaf, chain in before
@@ -123,11 +123,11 @@ def test_prune_keeps_position_and_hashes(store: Store) -> None:
         (2, 4, "run-1"),
         (7, 7, "run-1"),
     ]
-    assert store.prune("s1", [(1, 4)], "run-2") == 1  # already pruned seqs are skipped
+    assert store.prune({"s1": [(1, 4)]}, "run-2") == 1  # already pruned seqs are skipped
     assert store.head("s1").seq == 10
     assert store.leaf_hashes("s1", 1, 4) == [(s, leaf) for s, _b, leaf, _c in before[:4]]
     # A stream pruned to its last event still has its head (a new writer must not restart it).
-    assert store.prune("s1", [(5, 10)], "run-3") == 5
+    assert store.prune({"s1": [(5, 10)]}, "run-3") == 5
     assert store.head("s1") == StreamHead(10, before[-1][3])
     assert "s1" in store.stream_names()
 
@@ -180,7 +180,7 @@ def test_a_schema_1_store_is_migrated_on_open(tmp_path: Path) -> None:
     assert [len(p) for p in old.scan_leaves("s1")] == [2] and old.pruned_ranges() == []
     old.close()
     s = SQLiteStore(path)
-    assert s.prune("s1", [(1, 1)], "r") == 1
+    assert s.prune({"s1": [(1, 1)]}, "r") == 1
     assert [seq for seq, has_body, _l, _c in leaves(s, "s1") if not has_body] == [1]
     s.close()
     db = sqlite3.connect(path)

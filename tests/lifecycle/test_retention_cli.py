@@ -219,7 +219,7 @@ def test_retention_on_postgresql(lifecycle_notary: Notary, tmp_path: Path) -> No
     """The same lifecycle on the shared store: the owner's `retention apply` prunes through the
     delete guard, and `verify` tells the recorded ranges from a deletion by hand."""
     import psycopg
-    from pgtest import pg_schema
+    from pgtest import partition_sizes, pg_schema
 
     notary = lifecycle_notary
     key = notary.home / ".local/share/mcp-notary/checkpoint.key"
@@ -229,10 +229,21 @@ def test_retention_on_postgresql(lifecycle_notary: Notary, tmp_path: Path) -> No
     with pg_schema("lifecycle") as url:
         trail = build_aged_trail(url, key, events=4_000, streams=2, days=400,
                                  end=datetime(2026, 11, 1, tzinfo=UTC))  # fmt: skip
+        before = partition_sizes(url)
         run = json.loads(run_ok(notary, "retention", "apply", "--store", url, "--config",
                                 str(config), "--archive", str(archive), "--now", NOW,
                                 "--json", store=None))  # fmt: skip
         assert run["archived_events"] > 2_000 and run["expired_events"] > 300
+        # Months wholly past the hot period went at once: dropped, or compacted to the few
+        # events that are never pruned; the rest are in their own months' partitions.
+        months = partition_sizes(url)
+        old = [m for m in before if "events_2025_12" <= m <= "events_2026_07"]
+        assert len(old) == 8
+        assert all(m not in months or months[m] <= before[m] // 10 for m in old)
+        assert (
+            sum(months.values())
+            == sum(before.values()) - run["archived_events"] - run["expired_events"] + 1
+        )  # the run's own `retention` record
         proc = notary.run("verify", "--store", url, "--archive", str(archive), "--json")
         assert proc.returncode == 0, proc.stdout.decode()[-3000:]
         report = json.loads(proc.stdout)

@@ -49,3 +49,22 @@ def pg_schema(prefix: str = "t") -> Iterator[str]:
         # triggers forbid TRUNCATE, not DROP: dropping is the administrator's tool.
         with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=10) as admin:
             admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def partition_sizes(url: str) -> dict[str, int]:
+    """Rows in each partition of the store's `events` table."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as db:
+        names = [
+            r[0]
+            for r in db.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'events'::regclass"
+            )
+        ]
+        sizes = {}
+        for name in names:
+            row = db.execute(f'SELECT count(*) FROM "{name}"').fetchone()
+            sizes[name] = int(row[0]) if row else 0
+        return sizes

@@ -163,7 +163,7 @@ def test_parallel_row_checker_agrees_with_the_sequential_pass(tmp_path: Path, da
     # Retention pruned 30..50 (across chunk edges); only the first variant recorded it.
     recorded = {"s": [(30, 50)]} if damage == "pruned" else None
     if damage.startswith("pruned"):
-        store.prune("s", [(30, 50)], "run-1")
+        store.prune({"s": [(30, 50)]}, "run-1")
     db = sqlite3.connect(tmp_path / "a.db", isolation_level=None)
     db.execute("DROP TRIGGER events_no_update")
     db.execute("DROP TRIGGER events_delete_only_pruned")

@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -317,8 +317,8 @@ class SpoolingStore:
     def append_checkpoint(self, row: CheckpointRow) -> None:
         self.inner.append_checkpoint(row)
 
-    def prune(self, stream: str, ranges: Sequence[tuple[int, int]], run_id: str) -> int:
-        return self._settled().prune(stream, ranges, run_id)
+    def prune(self, ranges: Mapping[str, Sequence[tuple[int, int]]], run_id: str) -> int:
+        return self._settled().prune(ranges, run_id)
 
     def pruned_ranges(self, stream: str | None = None) -> list[PrunedRange]:
         return self._settled().pruned_ranges(stream)

@@ -3,7 +3,7 @@ step that turns an event into the row appended to a stream."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
@@ -306,8 +306,8 @@ class Store(Protocol):
         """The stream's checkpoint of the largest size (the latest issued among equals)."""
         ...
 
-    def prune(self, stream: str, ranges: Sequence[tuple[int, int]], run_id: str) -> int:
-        """Delete the bodies of the events in `ranges` (inclusive seq ranges of `stream`),
+    def prune(self, ranges: Mapping[str, Sequence[tuple[int, int]]], run_id: str) -> int:
+        """Delete the bodies of the events in `ranges` (per stream, inclusive seq ranges),
         keeping their position and hashes in `pruned_events`, in one transaction. Returns how
         many events were pruned (seqs already pruned or absent are skipped)."""
         ...

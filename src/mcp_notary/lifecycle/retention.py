@@ -320,10 +320,9 @@ def apply_plan(
     if not plan.changes:
         return
     record(plan.details())
-    for stream_plan in plan.active:
-        store.prune(stream_plan.stream, stream_plan.pruned, plan.run_id)
-        if progress is not None:
-            progress(stream_plan.count(stream_plan.expire))
+    store.prune({s.stream: s.pruned for s in plan.active}, plan.run_id)
+    if progress is not None:
+        progress(sum(s.count(s.expire) for s in plan.active))
     for key_id in plan.payload_keys:
         store.delete_subject_key(key_id)
     if archive is not None:

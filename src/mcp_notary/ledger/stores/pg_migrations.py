@@ -20,6 +20,8 @@ READER_ROLE = "mcp_notary_reader"
 # The advisory lock every migrating process takes (per database), so concurrent first starts
 # of many proxies do not race on CREATE TABLE. The number is arbitrary but fixed.
 MIGRATION_LOCK_ID = 0x6D63706E6F74  # "mcpnot"
+# Serialises the creation of monthly partitions (see migration 4).
+PARTITION_LOCK_ID = MIGRATION_LOCK_ID + 1
 
 BOOTSTRAP = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -230,10 +232,102 @@ END $$;
 CREATE INDEX events_search ON events USING gin (mcp_notary_search_vector(body));
 """
 
+# Time partitioning. `events` becomes a table partitioned by `month` ('YYYY-MM' of the
+# timestamp), one partition per month, so retention can drop or compact a month at once while
+# `pruned_events` keeps every leaf and chain hash. The primary key must hold the partition key:
+# (stream, seq, month) still refuses a repeated append (a retried batch, two processes closing
+# one abandoned stream), except across a month boundary, where `verify` reports the repeat.
+# Rows of an existing store keep `month = ''` and become the partition `events_legacy` without
+# being rewritten (an empty one is dropped). `events_default` catches a row whose month has no
+# partition; writers create their months' partitions through `mcp_notary_event_partition`, a
+# SECURITY DEFINER function, because the writer role may not create tables.
+_V4 = f"""
+ALTER TABLE events RENAME TO events_legacy;
+-- Its key becomes the partitioned table's (stream, seq, month), built when it is attached.
+ALTER TABLE events_legacy DROP CONSTRAINT events_pkey;
+ALTER INDEX events_event_id RENAME TO events_legacy_event_id;
+ALTER INDEX events_timestamp RENAME TO events_legacy_timestamp;
+ALTER INDEX events_tool RENAME TO events_legacy_tool;
+ALTER INDEX events_principal RENAME TO events_legacy_principal;
+ALTER INDEX events_search RENAME TO events_legacy_search;
+DROP TRIGGER events_delete_only_pruned ON events_legacy;
+ALTER TRIGGER events_append_only ON events_legacy RENAME TO events_legacy_append_only;
+ALTER TABLE events_legacy ADD COLUMN month text COLLATE "C" NOT NULL DEFAULT '';
+REVOKE ALL ON events_legacy FROM {WRITER_ROLE}, {READER_ROLE};
+CREATE TABLE events (
+    stream text COLLATE "C" NOT NULL,
+    seq bigint NOT NULL,
+    event_id text COLLATE "C" NOT NULL,
+    timestamp text COLLATE "C" NOT NULL,
+    kind text NOT NULL,
+    method text,
+    tool text COLLATE "C",
+    principal_id text COLLATE "C",
+    outcome text,
+    body bytea NOT NULL,
+    leaf_hash bytea NOT NULL,
+    chain_hash bytea NOT NULL,
+    month text COLLATE "C" NOT NULL,
+    PRIMARY KEY (stream, seq, month)
+) PARTITION BY RANGE (month);
+CREATE INDEX events_event_id ON events (event_id);
+CREATE INDEX events_timestamp ON events (timestamp);
+CREATE INDEX events_tool ON events (tool, timestamp);
+CREATE INDEX events_principal ON events (principal_id, timestamp);
+CREATE INDEX events_search ON events USING gin (mcp_notary_search_vector(body));
+-- Statement triggers of a partitioned table do not fire for a statement naming a partition:
+-- every partition gets its own.
+CREATE TRIGGER events_append_only BEFORE UPDATE OR TRUNCATE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION mcp_notary_append_only();
+CREATE TRIGGER events_delete_only_pruned BEFORE DELETE ON events
+    FOR EACH ROW EXECUTE FUNCTION mcp_notary_delete_only_pruned();
+CREATE TABLE events_default PARTITION OF events DEFAULT;
+CREATE TRIGGER events_default_append_only BEFORE UPDATE OR TRUNCATE ON events_default
+    FOR EACH STATEMENT EXECUTE FUNCTION mcp_notary_append_only();
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM events_legacy) THEN
+        ALTER TABLE events ATTACH PARTITION events_legacy FOR VALUES FROM (MINVALUE) TO ('0');
+    ELSE
+        DROP TABLE events_legacy;
+    END IF;
+END $$;
+REVOKE ALL ON events, events_default FROM PUBLIC;
+GRANT SELECT, INSERT ON events TO {WRITER_ROLE};
+GRANT SELECT ON events TO {READER_ROLE};
+
+CREATE FUNCTION mcp_notary_event_partition(p_month text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = {{schema}}, pg_temp AS $$
+DECLARE
+    part text := 'events_' || replace(p_month, '-', '_');
+BEGIN
+    IF p_month !~ '^[0-9]{{4}}-(0[1-9]|1[0-2])$' THEN
+        RAISE EXCEPTION 'mcp-notary: % is not a month (YYYY-MM)', p_month;
+    END IF;
+    IF to_regclass(part) IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    PERFORM pg_advisory_xact_lock({PARTITION_LOCK_ID});
+    IF to_regclass(part) IS NOT NULL
+       OR EXISTS (SELECT 1 FROM events_default d WHERE d.month = p_month) THEN
+        RETURN false;  -- created meanwhile, or the month already lives in the default
+    END IF;
+    EXECUTE format('CREATE TABLE %I PARTITION OF events FOR VALUES FROM (%L) TO (%L)', part,
+                   p_month, to_char(to_date(p_month, 'YYYY-MM') + interval '1 month', 'YYYY-MM'));
+    EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE OR TRUNCATE ON %I FOR EACH STATEMENT '
+                   'EXECUTE FUNCTION mcp_notary_append_only()', part || '_append_only', part);
+    EXECUTE format('REVOKE ALL ON %I FROM PUBLIC', part);
+    RETURN true;
+END $$;
+REVOKE ALL ON FUNCTION mcp_notary_event_partition(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mcp_notary_event_partition(text) TO {WRITER_ROLE};
+"""
+
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "events, streams, checkpoints and roles", _ROLES + _V1 + _V1_GRANTS),
     (2, "pruned events and subject keys", _V2),
     (3, "access records and the search index", _V3),
+    (4, "events partitioned by month", _V4),
 )
 """`(version, name, sql)`; the SQL may use `{schema}` for the quoted current schema."""
 

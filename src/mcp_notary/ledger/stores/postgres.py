@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,7 +27,6 @@ from mcp_notary.ledger.store import (
     CHECKPOINT_COLUMNS,
     EVENT_COLUMNS,
     PRUNE_COPY,
-    PRUNE_DELETE,
     CheckpointRow,
     EventFilter,
     EventRow,
@@ -46,6 +46,14 @@ from mcp_notary.ledger.stores.pg_migrations import (
     LATEST_VERSION,
     MIGRATION_LOCK_ID,
     MIGRATIONS,
+)
+from mcp_notary.ledger.stores.pg_partitions import (
+    compact_partition,
+    create_partition,
+    drop_partition,
+    month_of,
+    partitions,
+    plan_partitions,
 )
 
 CONNECT_TIMEOUT_S = 5
@@ -121,6 +129,7 @@ class PostgresStore:
         self._synchronous_commit = synchronous_commit
         self._lock = threading.Lock()
         self._db: psycopg.Connection[Any] | None = None
+        self._months: set[str] = set()  # months whose partition this writer has ensured
         with self._lock:
             try:
                 db = self._connection()
@@ -237,15 +246,21 @@ class PostgresStore:
         if not rows:
             return
 
+        months = [month_of(r.timestamp) for r in rows]
+
         def run(db: psycopg.Connection[Any]) -> None:
+            for month in sorted(set(months) - self._months):
+                if month:
+                    create_partition(db, month)  # its own transaction: locks held briefly
+                self._months.add(month)
             # COPY is several times faster than INSERT for a batch; a duplicate (stream, seq)
             # still fails the whole statement, and so the whole batch.
             with (
                 db.transaction(),
                 db.cursor() as cur,
-                cur.copy(f"COPY events ({EVENT_COLUMNS}) FROM STDIN") as copy,
+                cur.copy(f"COPY events ({EVENT_COLUMNS}, month) FROM STDIN") as copy,
             ):
-                for r in rows:
+                for r, month in zip(rows, months, strict=True):
                     copy.write_row(
                         (
                             r.stream,
@@ -260,6 +275,7 @@ class PostgresStore:
                             r.body,
                             r.leaf_hash,
                             r.chain_hash,
+                            month,
                         )
                     )
 
@@ -352,17 +368,49 @@ class PostgresStore:
         )
         return checkpoint_row(rows[0]) if rows else None
 
-    def prune(self, stream: str, ranges: Sequence[tuple[int, int]], run_id: str) -> int:
+    def prune(self, ranges: Mapping[str, Sequence[tuple[int, int]]], run_id: str) -> int:
         def run(db: psycopg.Connection[Any]) -> int:
-            pruned = 0
+            pruned: Counter[str] = Counter()  # per month
             with db.transaction():
-                for first, last in ranges:
-                    db.execute(PRUNE_COPY.format(p="%s").encode(), (run_id, stream, first, last))
-                    cur = db.execute(PRUNE_DELETE.format(p="%s").encode(), (stream, first, last))
-                    pruned += cur.rowcount
-            return pruned
+                for stream, stream_ranges in ranges.items():
+                    for first, last in stream_ranges:
+                        bounds = (stream, first, last)
+                        for month, n in db.execute(
+                            "SELECT month, count(*) FROM events WHERE stream = %s "
+                            "AND seq >= %s AND seq <= %s GROUP BY month",
+                            bounds,
+                        ):
+                            pruned[month] += n
+                        db.execute(PRUNE_COPY.format(p="%s").encode(), (run_id, *bounds))
+                parts = partitions(db)
+                sizes = {
+                    m: _count(db, parts[m]) for m in pruned if m in parts
+                }  # only the months this run touches
+                actions = plan_partitions(sizes, pruned)
+                by_rows = [m for m in pruned if actions.get(m, "rows") == "rows"]
+                removed = 0
+                if by_rows:  # first, so the partitions' exclusive locks are held briefly
+                    for stream, stream_ranges in ranges.items():
+                        for first, last in stream_ranges:
+                            removed += db.execute(
+                                "DELETE FROM events WHERE stream = %s AND seq >= %s "
+                                "AND seq <= %s AND month = ANY(%s)",
+                                (stream, first, last, by_rows),
+                            ).rowcount
+                for month, action in sorted(actions.items()):
+                    if action == "drop":
+                        drop_partition(db, parts[month])
+                        removed += sizes[month]
+                    elif action == "compact":
+                        kept = compact_partition(db, month, parts[month])
+                        removed += sizes[month] - kept
+                if removed != sum(pruned.values()):
+                    raise StoreError(  # rolls the run back: nothing half-pruned
+                        f"pruning removed {removed} events, expected {sum(pruned.values())}"
+                    )
+            return removed
 
-        return self._run(f"pruning {stream}", run)
+        return self._run("pruning", run)
 
     def pruned_ranges(self, stream: str | None = None) -> list[PrunedRange]:
         # Gaps-and-islands: consecutive seqs of one run share seq - row_number().
@@ -409,6 +457,11 @@ class PostgresStore:
     def close(self) -> None:
         with self._lock:
             self._drop()
+
+
+def _count(db: psycopg.Connection[Any], table: str) -> int:
+    row = db.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
+    return int(row[0]) if row else 0
 
 
 # -- opening from a store URL ----------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -404,21 +404,21 @@ class SQLiteStore:
         )
         return checkpoint_row(rows[0]) if rows else None
 
-    def prune(self, stream: str, ranges: Sequence[tuple[int, int]], run_id: str) -> int:
+    def prune(self, ranges: Mapping[str, Sequence[tuple[int, int]]], run_id: str) -> int:
         pruned = 0
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                for first, last in ranges:
-                    self._db.execute(PRUNE_COPY.format(p="?"), (run_id, stream, first, last))
-                    pruned += self._db.execute(
-                        PRUNE_DELETE.format(p="?"), (stream, first, last)
-                    ).rowcount
+                for stream, stream_ranges in ranges.items():
+                    for first, last in stream_ranges:
+                        bounds = (stream, first, last)
+                        self._db.execute(PRUNE_COPY.format(p="?"), (run_id, *bounds))
+                        pruned += self._db.execute(PRUNE_DELETE.format(p="?"), bounds).rowcount
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
-                raise StoreError(f"cannot prune {stream}: {exc}") from exc
+                raise StoreError(f"cannot prune: {exc}") from exc
         return pruned
 
     def pruned_ranges(self, stream: str | None = None) -> list[PrunedRange]:

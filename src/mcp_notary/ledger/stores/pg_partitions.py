@@ -1,0 +1,120 @@
+"""Monthly partitions of the PostgreSQL `events` table (migration 4), and what retention does
+with them.
+
+A pruned event's position, leaf and chain hash are copied into `pruned_events` first, exactly
+as for a row delete; then a month whose every row was pruned is dropped whole, a month that
+keeps only a few rows (never-pruned lifecycle records, held events) is compacted (its kept rows
+copied byte for byte into a fresh partition, the old one dropped), and any other month loses
+its rows one by one. Before a partition is dropped, the same check the row delete guard makes
+is made for the whole partition: every row it holds has its exact hashes in `pruned_events`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import psycopg
+from psycopg import sql
+
+from mcp_notary.errors import StoreError
+from mcp_notary.ledger.store import EVENT_COLUMNS
+
+COMPACT_MAX_KEPT = 0.1
+"""A month keeping at most this share of its rows is compacted rather than deleted row by
+row: copying a few kept rows is cheaper than deleting (and later vacuuming) many."""
+
+LEGACY_PARTITION = "events_legacy"
+"""Rows written before partitioning (`month = ''`)."""
+
+_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+_PARTITION = re.compile(r"events_([0-9]{4})_([0-9]{2})")
+
+Action = Literal["drop", "compact", "rows"]
+
+
+def month_of(timestamp: str) -> str:
+    """The partition key of an event: the 'YYYY-MM' its RFC 3339 timestamp starts with ('' for
+    anything else, which lands in the default partition rather than failing the append)."""
+    month = timestamp[:7]
+    return month if _MONTH.fullmatch(month) else ""
+
+
+def partition_month(name: str) -> str | None:
+    """The month a partition holds, from its name ('' for the legacy partition); None for the
+    default partition and anything else."""
+    if name == LEGACY_PARTITION:
+        return ""
+    found = _PARTITION.fullmatch(name)
+    return f"{found[1]}-{found[2]}" if found else None
+
+
+def plan_partitions(sizes: Mapping[str, int], pruned: Mapping[str, int]) -> dict[str, Action]:
+    """For each month with a partition (`sizes`: rows held) in which `pruned` rows are being
+    pruned: drop it, compact it, or delete its pruned rows one by one. Pure."""
+    actions: dict[str, Action] = {}
+    for month, count in pruned.items():
+        size = sizes.get(month)
+        if size is None or count <= 0:
+            continue
+        kept = size - count
+        if kept <= 0:
+            actions[month] = "drop"
+        elif kept <= size * COMPACT_MAX_KEPT and month != "":
+            actions[month] = "compact"  # the legacy partition has no month to recreate
+        else:
+            actions[month] = "rows"
+    return actions
+
+
+def partitions(db: psycopg.Connection[Any]) -> dict[str, str]:
+    """month -> partition name, for the partitions that hold one month (or the legacy rows)."""
+    rows = db.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'events'::regclass"
+    ).fetchall()
+    out = {}
+    for (name,) in rows:
+        month = partition_month(name)
+        if month is not None:
+            out[month] = name
+    return out
+
+
+def create_partition(db: psycopg.Connection[Any], month: str) -> None:
+    """Make sure `month` has its partition (a no-op when it has, or when its rows are already
+    in the default partition). Any role with the writer role may call it."""
+    db.execute("SELECT mcp_notary_event_partition(%s)", (month,))
+
+
+_UNPRUNED = (
+    "FROM {part} e WHERE NOT EXISTS (SELECT 1 FROM pruned_events p WHERE p.stream = e.stream "
+    "AND p.seq = e.seq AND p.leaf_hash = e.leaf_hash AND p.chain_hash = e.chain_hash)"
+)
+
+
+def drop_partition(db: psycopg.Connection[Any], name: str) -> None:
+    """Drop a partition all of whose rows are in `pruned_events` (refused otherwise)."""
+    part = sql.Identifier(name)
+    row = db.execute(sql.SQL("SELECT count(*) " + _UNPRUNED).format(part=part)).fetchone()
+    if row is None or row[0] != 0:
+        raise StoreError(f"partition {name} holds events that were not pruned; not dropped")
+    db.execute(sql.SQL("DROP TABLE {}").format(part))
+
+
+def compact_partition(db: psycopg.Connection[Any], month: str, name: str) -> int:
+    """Replace partition `name` by a fresh one holding only its rows not in `pruned_events`,
+    copied unchanged; return how many rows were kept."""
+    old = sql.Identifier(f"{name}_compacting")
+    db.execute(sql.SQL("ALTER TABLE events DETACH PARTITION {}").format(sql.Identifier(name)))
+    db.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(name), old))
+    create_partition(db, month)
+    columns = sql.SQL(f"{EVENT_COLUMNS}, month")
+    kept = db.execute(
+        sql.SQL("INSERT INTO events ({cols}) SELECT {cols} " + _UNPRUNED).format(
+            cols=columns, part=old
+        )
+    ).rowcount
+    db.execute(sql.SQL("DROP TABLE {}").format(old))
+    return kept
