@@ -24,6 +24,7 @@ from mcp_notary.ledger.stores.pg_migrations import (
 from mcp_notary.ledger.stores.pg_partitions import (
     drop_partition,
     month_of,
+    next_month,
     partition_month,
     plan_partitions,
 )
@@ -36,6 +37,7 @@ def at(month: str, n: int) -> float:
 
 
 def test_month_of_and_partition_names() -> None:
+    assert next_month("2026-12") == "2027-01" and next_month("2026-01") == "2026-02"
     assert month_of("2026-11-25T02:00:00.000000Z") == "2026-11"
     assert month_of("2026-13-01T00:00:00Z") == "" and month_of("garbage") == ""
     assert partition_month("events_2026_02") == "2026-02"
@@ -81,6 +83,7 @@ def test_writers_create_their_months_partitions_through_the_function(pg_url: str
         "events_default": 0,
         "events_2026_01": 3,
         "events_2026_02": 2,
+        "events_2026_03": 0,  # made ahead, before a row needs it
     }
     with admin(pg_url + quote(f" -crole={WRITER_ROLE}")) as db:
         for statement in ("DROP TABLE events_2026_01", "ALTER TABLE events DETACH PARTITION "
@@ -94,6 +97,25 @@ def test_writers_create_their_months_partitions_through_the_function(pg_url: str
                           "UPDATE events_2026_02 SET kind = 'x'"):  # fmt: skip
             with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
                 db.execute(statement)
+
+
+def test_a_long_reader_does_not_stall_writers_for_next_months_partition(pg_url: str) -> None:
+    """Creating a partition needs `events` to itself: made ahead, it gives up after a short
+    lock timeout instead of queueing every writer behind a long query."""
+    PostgresStore(pg_url).close()
+    with admin(pg_url) as db:
+        db.execute("SELECT mcp_notary_event_partition('2026-06')")
+    with admin(pg_url) as reader:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM events")  # holds its lock until the end
+        store = PostgresStore(pg_url)
+        append(store, "s1", [event(ts=at("2026-06", i)) for i in range(3)])
+        assert store.count() == 3
+        reader.execute("COMMIT")
+    assert "events_2026_07" not in partition_sizes(pg_url)
+    append(store, "s1", [event(ts=at("2026-07", 0))])  # made when needed, unhurried
+    assert partition_sizes(pg_url)["events_2026_07"] == 1
+    store.close()
 
 
 def test_a_retried_batch_is_still_refused(pg_url: str) -> None:
@@ -121,6 +143,7 @@ def test_retention_drops_compacts_and_deletes_by_month(pg_url: str) -> None:
         "events_default": 0,
         "events_2026_02": 1,  # compacted: the one kept row copied into a fresh partition
         "events_2026_03": 15,  # rows deleted one by one
+        "events_2026_04": 0,
     }
     for s in ("a", "b"):
         assert hashes(store, s) == before[s]  # every position and hash is still there
@@ -184,7 +207,12 @@ def test_existing_rows_become_the_legacy_partition_unrewritten(pg_url: str) -> N
         assert db.execute("SELECT pg_relation_filenode('events_legacy')").fetchone() == (file_node,)
     assert [r.body for r in store.scan("old")] == [r.body for r in old_rows]
     append(store, "old", [event(ts=at("2026-05", 10))])  # the stream goes on
-    assert partition_sizes(pg_url) == {"events_default": 0, "events_legacy": 4, "events_2026_05": 1}
+    assert partition_sizes(pg_url) == {
+        "events_default": 0,
+        "events_legacy": 4,
+        "events_2026_05": 1,
+        "events_2026_06": 0,
+    }
     assert store.prune({"old": [(1, 3)]}, "run-1") == 3
     assert partition_sizes(pg_url)["events_legacy"] == 1
     assert store.prune({"old": [(4, 4)]}, "run-2") == 1

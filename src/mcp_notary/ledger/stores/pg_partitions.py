@@ -82,10 +82,31 @@ def partitions(db: psycopg.Connection[Any]) -> dict[str, str]:
     return out
 
 
+AHEAD_LOCK_TIMEOUT = "200ms"
+
+
+def next_month(month: str) -> str:
+    year, number = int(month[:4]), int(month[5:7])
+    return f"{year + number // 12:04d}-{number % 12 + 1:02d}"
+
+
 def create_partition(db: psycopg.Connection[Any], month: str) -> None:
     """Make sure `month` has its partition (a no-op when it has, or when its rows are already
     in the default partition). Any role with the writer role may call it."""
     db.execute("SELECT mcp_notary_event_partition(%s)", (month,))
+
+
+def create_partition_ahead(db: psycopg.Connection[Any], month: str) -> bool:
+    """Try to create `month`'s partition before any row needs it; give up (False) rather than
+    wait long for the table lock: a long query holding `events` would otherwise stall every
+    writer queued behind this creation. Call it outside a transaction."""
+    try:
+        with db.transaction():
+            db.execute(f"SET LOCAL lock_timeout = '{AHEAD_LOCK_TIMEOUT}'")
+            create_partition(db, month)
+    except psycopg.errors.LockNotAvailable:
+        return False
+    return True
 
 
 _UNPRUNED = (

@@ -50,8 +50,10 @@ from mcp_notary.ledger.stores.pg_migrations import (
 from mcp_notary.ledger.stores.pg_partitions import (
     compact_partition,
     create_partition,
+    create_partition_ahead,
     drop_partition,
     month_of,
+    next_month,
     partitions,
     plan_partitions,
 )
@@ -130,6 +132,7 @@ class PostgresStore:
         self._lock = threading.Lock()
         self._db: psycopg.Connection[Any] | None = None
         self._months: set[str] = set()  # months whose partition this writer has ensured
+        self._looked_ahead: set[str] = set()  # months whose next one it tried to make ahead
         with self._lock:
             try:
                 db = self._connection()
@@ -249,10 +252,16 @@ class PostgresStore:
         months = [month_of(r.timestamp) for r in rows]
 
         def run(db: psycopg.Connection[Any]) -> None:
+            # Each in its own transaction, so the table lock is held briefly.
             for month in sorted(set(months) - self._months):
                 if month:
-                    create_partition(db, month)  # its own transaction: locks held briefly
+                    create_partition(db, month)
                 self._months.add(month)
+            for month in sorted(set(months) - self._looked_ahead):
+                self._looked_ahead.add(month)  # once: a failed try is not retried per batch
+                ahead = next_month(month) if month else ""
+                if ahead and ahead not in self._months and create_partition_ahead(db, ahead):
+                    self._months.add(ahead)
             # COPY is several times faster than INSERT for a batch; a duplicate (stream, seq)
             # still fails the whole statement, and so the whole batch.
             with (
