@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from factories import append, event
 from factories import stream_info as info
+from small_fs import fill, small_filesystem
 
 from mcp_notary.errors import StoreError
 from mcp_notary.ledger import spool as spool_module
@@ -226,3 +227,36 @@ def test_outage_events_can_bracket_the_outage_in_the_chain(
     assert phases.count("during") == 3
     assert_chain(inner, recorder.stream, len(phases))
     store.close()
+
+
+def test_a_spool_on_a_full_disk_refuses_cleanly_and_keeps_what_it_acknowledged(
+    inner: Switchable, tmp_path: Path
+) -> None:
+    """The spool's own disk fills up during an outage (a real, tiny filesystem): what was
+    acknowledged stays whole on disk (no torn record), later batches are refused like a full
+    spool (their futures fail: strict calls are refused), and once there is room and the
+    store is back, the writer's retried rows follow the spooled ones with no gap."""
+    seen: list[str] = []
+    with small_filesystem(tmp_path) as fs:
+        store = SpoolingStore(inner, fs / "spool", on_outage=lambda w, d: seen.append(w))
+        writer = LedgerWriter(store, "w", head=StreamHead())
+        assert writer.submit(event()).result(5).seq == 1
+        inner.up = False
+        durable = [writer.submit(event()) for _ in range(20)]
+        assert [f.result(5).seq for f in durable] == list(range(2, 22))
+        filler = fill(fs)
+        refused = [writer.submit(event()) for _ in range(10)]
+        for future in refused:
+            with pytest.raises(StoreError, match="No space left"):
+                future.result(5)
+        assert seen == ["degraded", "spool_full"]
+        spooled = store._spool.path.read_bytes()
+        assert len(spooled) == store._spool.size
+        assert [r.seq for r in decode_rows(spooled)] == list(range(2, 22))
+        filler.unlink()
+        inner.up = True
+        assert writer.submit(event()).result(5).seq == 32
+        writer.close()
+        assert_chain(inner, "w", 32)
+        assert seen == ["degraded", "spool_full", "recovered"]
+        store.close()
