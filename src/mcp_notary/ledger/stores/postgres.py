@@ -1,7 +1,8 @@
 """The shared store: PostgreSQL via psycopg 3, for many proxies on many hosts.
 
 Every proxy process writes its own stream (its own seq, chain and Merkle tree), so writers
-never contend on a sequence: the only shared structure is the primary key (stream, seq).
+never contend on a sequence: the only shared structures are the primary key and the monthly
+partitions of `events` (pg_partitions.py).
 Appends use COPY inside one transaction per batch. A broken connection is dropped and
 reopened on the next call, so the ledger writer's retry loop rides out a database restart.
 """
