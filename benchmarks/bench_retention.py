@@ -3,11 +3,15 @@ does to verification, measured side by side on one trail.
 
 Builds a store of N events over 400 days in 4 streams (the lifecycle test trail's builder, real
 canonical bytes and hashes, every stream sealed with a checkpoint), in SQLite and, with
-``--postgres URL``, also in a fresh schema of that PostgreSQL database; then, for each:
+``--postgres URL``, also in two fresh schemas of that PostgreSQL database: one pruned as the
+store does (monthly partitions dropped or compacted where a month goes whole), one pruned
+row by row through the delete guard (as before partitioning), for the side-by-side ratio.
+Then, for each:
 
 1. verifies it (the full verifier, single process): events/s before retention;
 2. runs `plan_retention` + `apply_plan` with hot 90 d, total 365 d and a directory archive:
-   events/s planned, archived and pruned, segment count and archive size;
+   events/s planned, archived and pruned (and the prune step alone), segment count and
+   archive size;
 3. verifies it again, with the archive's segments checked too: events/s after, and the ratio.
 
     .venv/bin/python benchmarks/bench_retention.py --events 200000 \
@@ -22,8 +26,11 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
@@ -37,8 +44,9 @@ from mcp_notary.ledger.keys import (
     vkey_path_for,
 )
 from mcp_notary.ledger.segment import decode_segment
-from mcp_notary.ledger.store import Store
+from mcp_notary.ledger.store import PRUNE_COPY, PRUNE_DELETE, Store
 from mcp_notary.ledger.stores import open_store
+from mcp_notary.ledger.stores.postgres import PostgresStore
 from mcp_notary.lifecycle.archive import DirArchive
 from mcp_notary.lifecycle.policy import RetentionPolicy
 from mcp_notary.lifecycle.retention import apply_plan, plan_retention
@@ -67,17 +75,48 @@ def verify(
     return time.perf_counter() - start, report.events, len(report.all_findings())
 
 
-def bench(label: str, url: str, root: Path, events: int) -> None:
+class RowPruningStore(PostgresStore):
+    """The PostgreSQL store pruning as it did before partitions: hashes copied, then every
+    row deleted through the delete guard."""
+
+    def prune(self, ranges: Mapping[str, Sequence[tuple[int, int]]], run_id: str) -> int:
+        def run(db: Any) -> int:
+            pruned = 0
+            with db.transaction():
+                for stream, stream_ranges in ranges.items():
+                    for first, last in stream_ranges:
+                        db.execute(PRUNE_COPY.format(p="%s"), (run_id, stream, first, last))
+                        cur = db.execute(PRUNE_DELETE.format(p="%s"), (stream, first, last))
+                        pruned += cur.rowcount
+            return pruned
+
+        return self._run("pruning", run)
+
+
+def bench(label: str, url: str, root: Path, events: int, opener: Callable[[str], Store]) -> float:
+    """Run the steps on a new trail; return the prune step's events/s."""
     key = root / "checkpoint.key"
     t = time.perf_counter()
     build_aged_trail(url, key, events=events, streams=4, days=400,
                      end=datetime(2026, 11, 1, tzinfo=UTC))  # fmt: skip
     print(f"[{label}] built the trail in {time.perf_counter() - t:.1f} s")
-    store = open_store(url)
+    store = opener(url)
+    prune_s: list[float] = []
+    prune = store.prune
+
+    def timed_prune(ranges: Mapping[str, Sequence[tuple[int, int]]], run_id: str) -> int:
+        start = time.perf_counter()
+        try:
+            return prune(ranges, run_id)
+        finally:
+            prune_s.append(time.perf_counter() - start)
+
+    store.prune = timed_prune  # type: ignore[method-assign]
     before_s, checked, findings = verify(store, key)
     assert findings == 0, findings
     print(f"[{label}] verify before retention: {checked / before_s:,.0f} events/s "
           f"({before_s:.2f} s)")  # fmt: skip
+    size_before = events_bytes(url) if url.startswith("postgresql") else 0
     policy = RetentionPolicy.from_mapping({"hot": "P90D", "total": "P365D"})
     archive = DirArchive(root / f"archive-{label}")
     t = time.perf_counter()
@@ -98,6 +137,10 @@ def bench(label: str, url: str, root: Path, events: int) -> None:
         f"({size / 1e6:.1f} MB, {size / max(totals['archived_events'], 1):.0f} B/event), "
         f"{totals['expired_events']} expired"
     )
+    print(f"[{label}] of which prune: {pruned / prune_s[0]:,.0f} events/s ({prune_s[0]:.2f} s)")
+    if url.startswith("postgresql"):
+        print(f"[{label}] events table on disk: {size_before / 1e6:.1f} MB before, "
+              f"{events_bytes(url) / 1e6:.1f} MB after")  # fmt: skip
     # The run was not recorded here (no ledger stream): tell the verifier what it pruned.
     after_s, checked, findings = verify(store, key, {s.stream: s.pruned for s in plan.active})
     assert findings == 0, findings
@@ -114,6 +157,7 @@ def bench(label: str, url: str, root: Path, events: int) -> None:
     print(f"[{label}] segments checked offline: "
           f"{totals['archived_events'] / segments_s:,.0f} events/s")  # fmt: skip
     store.close()
+    return pruned / prune_s[0]
 
 
 def main() -> None:
@@ -124,20 +168,41 @@ def main() -> None:
     print(f"python {platform.python_version()} on {platform.machine()}, {args.events} events")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        bench("sqlite", str(root / "audit.db"), root, args.events)
+        bench("sqlite", str(root / "audit.db"), root, args.events, open_store)
         if args.postgres:
-            import psycopg
+            speeds = {}
+            for label, opener in (("postgres", open_store), ("postgres-rows", RowPruningStore)):
+                (root / label).mkdir()
+                with pg_schema(args.postgres) as url:
+                    speeds[label] = bench(label, url, root / label, args.events, opener)
+            print(f"prune with partitions / row by row: "
+                  f"{speeds['postgres'] / speeds['postgres-rows']:.2f}x")  # fmt: skip
 
-            schema = f"mcpn_bench_{secrets.token_hex(4)}"
-            with psycopg.connect(args.postgres, autocommit=True) as admin:
-                admin.execute(f'CREATE SCHEMA "{schema}"')
-            try:
-                url = f"{args.postgres}?options={quote(f'-csearch_path={schema}')}"
-                (root / "pg").mkdir()
-                bench("postgres", url, root / "pg", args.events)
-            finally:
-                with psycopg.connect(args.postgres, autocommit=True) as admin:
-                    admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+def events_bytes(url: str) -> int:
+    """Disk taken by `events` (every partition, with indexes and TOAST), after a checkpoint."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute("CHECKPOINT")
+        row = db.execute(
+            "SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('events')"
+        ).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+@contextmanager
+def pg_schema(admin_url: str) -> Iterator[str]:
+    import psycopg
+
+    schema = f"mcpn_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{admin_url}?options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 if __name__ == "__main__":

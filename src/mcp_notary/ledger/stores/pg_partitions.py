@@ -12,7 +12,7 @@ is made for the whole partition: every row it holds has its exact hashes in `pru
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import psycopg
@@ -109,6 +109,16 @@ def create_partition_ahead(db: psycopg.Connection[Any], month: str) -> bool:
     return True
 
 
+PRUNE_COPY_BY_MONTH = (
+    "WITH moved AS (SELECT stream, seq, event_id, timestamp, kind, leaf_hash, chain_hash, month "
+    "FROM events WHERE stream = %s AND seq >= %s AND seq <= %s), "
+    "kept AS (INSERT INTO pruned_events (stream, seq, event_id, timestamp, kind, leaf_hash, "
+    "chain_hash, run_id) SELECT stream, seq, event_id, timestamp, kind, leaf_hash, chain_hash, "
+    "%s FROM moved) SELECT month, count(*) FROM moved GROUP BY month"
+)
+"""The store's `PRUNE_COPY` for one range, counting the copied events per month in the same
+pass (parameters: stream, first, last, run id)."""
+
 _UNPRUNED = (
     "FROM {part} e WHERE NOT EXISTS (SELECT 1 FROM pruned_events p WHERE p.stream = e.stream "
     "AND p.seq = e.seq AND p.leaf_hash = e.leaf_hash AND p.chain_hash = e.chain_hash)"
@@ -139,3 +149,40 @@ def compact_partition(db: psycopg.Connection[Any], month: str, name: str) -> int
     ).rowcount
     db.execute(sql.SQL("DROP TABLE {}").format(old))
     return kept
+
+
+def _count(db: psycopg.Connection[Any], table: str) -> int:
+    row = db.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
+    return int(row[0]) if row else 0
+
+
+def remove_pruned(
+    db: psycopg.Connection[Any],
+    ranges: Mapping[str, Sequence[tuple[int, int]]],
+    pruned: Mapping[str, int],
+) -> int:
+    """Remove from `events` the rows just copied into `pruned_events` (`pruned`: how many per
+    month), dropping or compacting the months that allow it, inside the caller's transaction.
+    Refuses (StoreError, so the caller rolls back) unless exactly those rows went."""
+    parts = partitions(db)
+    sizes = {m: _count(db, parts[m]) for m in pruned if m in parts}  # only months touched
+    actions = plan_partitions(sizes, pruned)
+    by_rows = [m for m in pruned if actions.get(m, "rows") == "rows"]
+    removed = 0
+    if by_rows:  # first, so that the table lock the drops take is held only briefly
+        for stream, stream_ranges in ranges.items():
+            for first, last in stream_ranges:
+                removed += db.execute(
+                    "DELETE FROM events WHERE stream = %s AND seq >= %s AND seq <= %s "
+                    "AND month = ANY(%s)",
+                    (stream, first, last, by_rows),
+                ).rowcount
+    for month, action in sorted(actions.items()):
+        if action == "drop":
+            drop_partition(db, parts[month])
+            removed += sizes[month]
+        elif action == "compact":
+            removed += sizes[month] - compact_partition(db, month, parts[month])
+    if removed != sum(pruned.values()):
+        raise StoreError(f"pruning removed {removed} events, expected {sum(pruned.values())}")
+    return removed

@@ -27,7 +27,6 @@ from mcp_notary.ledger.spool import DEFAULT_MAX_BYTES, SpoolingStore, StoreUnava
 from mcp_notary.ledger.store import (
     CHECKPOINT_COLUMNS,
     EVENT_COLUMNS,
-    PRUNE_COPY,
     CheckpointRow,
     EventFilter,
     EventRow,
@@ -49,14 +48,12 @@ from mcp_notary.ledger.stores.pg_migrations import (
     MIGRATIONS,
 )
 from mcp_notary.ledger.stores.pg_partitions import (
-    compact_partition,
+    PRUNE_COPY_BY_MONTH,
     create_partition,
     create_partition_ahead,
-    drop_partition,
     month_of,
     next_month,
-    partitions,
-    plan_partitions,
+    remove_pruned,
 )
 
 CONNECT_TIMEOUT_S = 5
@@ -381,44 +378,13 @@ class PostgresStore:
     def prune(self, ranges: Mapping[str, Sequence[tuple[int, int]]], run_id: str) -> int:
         def run(db: psycopg.Connection[Any]) -> int:
             pruned: Counter[str] = Counter()  # per month
-            with db.transaction():
+            with db.transaction():  # all or nothing: never half-pruned
                 for stream, stream_ranges in ranges.items():
                     for first, last in stream_ranges:
-                        bounds = (stream, first, last)
-                        for month, n in db.execute(
-                            "SELECT month, count(*) FROM events WHERE stream = %s "
-                            "AND seq >= %s AND seq <= %s GROUP BY month",
-                            bounds,
-                        ):
+                        rows = db.execute(PRUNE_COPY_BY_MONTH, (stream, first, last, run_id))
+                        for month, n in rows:
                             pruned[month] += n
-                        db.execute(PRUNE_COPY.format(p="%s").encode(), (run_id, *bounds))
-                parts = partitions(db)
-                sizes = {
-                    m: _count(db, parts[m]) for m in pruned if m in parts
-                }  # only the months this run touches
-                actions = plan_partitions(sizes, pruned)
-                by_rows = [m for m in pruned if actions.get(m, "rows") == "rows"]
-                removed = 0
-                if by_rows:  # first, so the partitions' exclusive locks are held briefly
-                    for stream, stream_ranges in ranges.items():
-                        for first, last in stream_ranges:
-                            removed += db.execute(
-                                "DELETE FROM events WHERE stream = %s AND seq >= %s "
-                                "AND seq <= %s AND month = ANY(%s)",
-                                (stream, first, last, by_rows),
-                            ).rowcount
-                for month, action in sorted(actions.items()):
-                    if action == "drop":
-                        drop_partition(db, parts[month])
-                        removed += sizes[month]
-                    elif action == "compact":
-                        kept = compact_partition(db, month, parts[month])
-                        removed += sizes[month] - kept
-                if removed != sum(pruned.values()):
-                    raise StoreError(  # rolls the run back: nothing half-pruned
-                        f"pruning removed {removed} events, expected {sum(pruned.values())}"
-                    )
-            return removed
+                return remove_pruned(db, ranges, pruned)
 
         return self._run("pruning", run)
 
@@ -467,11 +433,6 @@ class PostgresStore:
     def close(self) -> None:
         with self._lock:
             self._drop()
-
-
-def _count(db: psycopg.Connection[Any], table: str) -> int:
-    row = db.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
-    return int(row[0]) if row else 0
 
 
 # -- opening from a store URL ----------------------------------------------------------------------
