@@ -1,4 +1,5 @@
-"""The CLI read commands are audited and role-checked: `events`, `show`, `sql`, `access`.
+"""The CLI read commands are audited and role-checked: `events`, `show`, `sql`, `access`,
+`report`.
 
 Every run appends one `audit_access` event (to the store, never to stdout) naming the OS user,
 what was asked, how many events came back, and the purpose; refusals exit 5 and are recorded.
@@ -255,6 +256,41 @@ def test_sql_is_refused_on_postgres(trail: Trail) -> None:
     assert proc.returncode != 0 and proc.stdout == b""
     assert b"needs an embedded (SQLite) store" in proc.stderr
     assert trail.reads(before) == []
+
+
+def test_report_reads_the_trail_and_is_recorded_allowed_or_refused(trail: Trail) -> None:
+    """`report` on either backend: an auditor gets the evidence pack over the whole trail, an
+    admin (no `reports.run`) is refused with nothing printed; both runs are recorded."""
+    trail.set_roles("ops", {"admin"})
+    trail.set_roles(ME, {"auditor"})
+    ((traffic,),) = trail.query("SELECT count(*) FROM events WHERE kind != 'audit_access'")
+    ((calls,),) = trail.query("SELECT count(*) FROM events WHERE kind = 'call'")
+    before = trail.top()
+    proc = trail.run("report", "--template", "soc2", "--format", "json", "--purpose", "AUD-3")
+    assert proc.returncode in (0, 1), proc.stderr.decode()
+    model = json.loads(proc.stdout)
+    assert proc.returncode == (1 if model["summary"]["fail"] else 0)
+    assert model["population"]["events_in_period"] == traffic
+    assert model["population"]["by_kind"]["call"] == calls == 62  # 2 wraps: initialize + 60
+    assert model["verification"]["result"] == "intact"
+    roles = model["access_review"]["roles_at_end"]  # earlier tests of the module grant too
+    assert roles["ops"] == ["admin"] and roles[ME] == ["auditor"]
+    (read,) = trail.reads(before)
+    assert read["event_id"] == model["generation_record"]["event_id"]
+    assert read["method"] == "audit/report" and read["principal"]["id"] == ME
+    details = read["details"]
+    assert details["action"] == "report" and details["decision"] == "allowed"
+    assert details["returned"] == traffic and details["purpose"] == "AUD-3"
+    assert details["query"]["templates"] == ["soc2"]
+
+    trail.set_roles(ME, {"admin"})
+    before = trail.top()
+    refused = trail.run("report", "--template", "soc2", "--format", "json")
+    assert refused.returncode == 5 and refused.stdout == b"", refused.stderr.decode()
+    (denied,) = trail.reads(before)
+    assert denied["method"] == "audit/report" and denied["outcome"] == "denied"
+    assert denied["details"]["decision"] == "denied"
+    trail.set_roles(ME, set())
 
 
 def test_show_prints_one_event_and_records_what_it_returned(trail: Trail) -> None:

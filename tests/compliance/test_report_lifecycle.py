@@ -1,14 +1,18 @@
 """Evidence reports after retention: runs and holds listed, storage limitation (GDPR 5(1)(e))
-and PCI DSS 10.5.1 judged with the archive counted, and the pruned ranges not taken for gaps."""
+and PCI DSS 10.5.1 judged with the archive counted, and the pruned ranges not taken for gaps.
+On both backends: a SQLite file and a PostgreSQL schema."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from e2e_notary import Notary
 from lifecycle_trail import build_aged_trail
+from pgtest import pg_schema
 
 # The report's period ends tomorrow, after the hold below is placed and retention runs (now).
 TO = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d")
@@ -19,8 +23,16 @@ def clause(report: dict, template: str, name: str) -> dict:
     return next(c for c in t["clauses"] if c["clause"] == name)
 
 
-def test_report_after_retention(notary: Notary, tmp_path: Path) -> None:
-    store = tmp_path / "audit.db"
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "postgres":
+        with pg_schema("reportlife") as url:
+            yield url
+        return
+    yield str(tmp_path / "audit.db")
+
+
+def test_report_after_retention(store: str, notary: Notary, tmp_path: Path) -> None:
     key = notary.home / ".local/share/mcp-notary/checkpoint.key"
     build_aged_trail(store, key, events=4_000, streams=2, days=400,
                      end=datetime.now(UTC) - timedelta(days=20))  # fmt: skip
@@ -30,7 +42,7 @@ def test_report_after_retention(notary: Notary, tmp_path: Path) -> None:
     def report() -> dict:
         proc = notary.run("report", "--template", "gdpr,pci-dss", "--from", "2025-01-01",
                           "--to", TO, "--format", "json", "-o", str(tmp_path / "r.json"),
-                          store=store, timeout=120)  # fmt: skip
+                          store=store, timeout=120)  # type: ignore[arg-type]  # fmt: skip
         assert proc.returncode in (0, 1), proc.stderr.decode()[-2000:]
         return json.loads((tmp_path / "r.json").read_text())
 
@@ -41,9 +53,10 @@ def test_report_after_retention(notary: Notary, tmp_path: Path) -> None:
     assert before["retention_runs"]["runs"] == []
 
     placed = notary.run("hold", "place", "--principal", "mallory", "--tool", "refund",
-                        "--reason", "case 7", store=store)  # fmt: skip
+                        "--reason", "case 7", store=store)  # type: ignore[arg-type]  # fmt: skip
     assert placed.returncode == 0, placed.stderr.decode()
-    applied = notary.run("retention", "apply", "--config", str(config), "--json", store=store)
+    applied = notary.run("retention", "apply", "--config", str(config), "--json",
+                         store=store)  # type: ignore[arg-type]  # fmt: skip
     assert applied.returncode == 0, applied.stderr.decode()
     run = json.loads(applied.stdout)
 

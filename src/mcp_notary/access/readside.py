@@ -19,6 +19,7 @@ from mcp_notary.ledger.keys import load_or_create_signing_key
 from mcp_notary.ledger.store import Store
 from mcp_notary.ledger.stores import default_store_url, open_store, sqlite_path
 from mcp_notary.query.engine import QueryEngine, open_query_engine
+from mcp_notary.query.rows import ReadOnlyRows, open_readonly_rows
 
 __all__ = ["ReadSide", "open_read_side"]
 
@@ -62,6 +63,11 @@ class ReadSide:
     def query_engine(self) -> QueryEngine:
         """A new query engine over this store (the caller closes it)."""
         return open_query_engine(self.url if self.path is None else str(self.path))
+
+    def readonly_rows(self) -> ReadOnlyRows:
+        """New read-only statements over this store, for SQL written once for both backends
+        (the caller closes them)."""
+        return open_readonly_rows(self.url if self.path is None else str(self.path))
 
     def close(self) -> None:
         """Seal the reader stream, then close. Idempotent."""

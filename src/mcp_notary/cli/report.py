@@ -1,5 +1,6 @@
-"""`mcp-notary report`: an evidence pack for compliance templates over a period. The report is
-an audited read (needs a role with `reports.run`; recorded as an `audit_access` event)."""
+"""`mcp-notary report`: an evidence pack for compliance templates over a period, from a SQLite
+or PostgreSQL store. The report is an audited read (needs a role with `reports.run`; recorded
+as an `audit_access` event)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,9 @@ def report(
 ) -> None:
     """Evidence pack for compliance templates: per-clause pass/fail with the query that
     decided it, chain verification, checkpoints, access review.
+
+    Reads a SQLite or a PostgreSQL store (--store postgresql://...) alike. An audited read:
+    needs a role with reports.run and is recorded as an audit_access event.
 
     Exit 0 when no clause fails, 1 when one does, 3 usage error, 5 access denied.
     """

@@ -1,6 +1,11 @@
 """Gathering the facts a compliance report decides on. This is the I/O edge of the compliance
-package: it reads the store through the read side's read-only connection, the access
+package: it reads the store through the read side's read-only statements, the access
 registry, the verifier and the anchors; the checks that judge the facts are pure.
+
+The SQL is written once for both stores (SQLite and PostgreSQL differ only in the driver's
+placeholder): plain columns, no JSON functions. What a decision needs from inside a body is
+read in Python from the stored bytes, so both backends decide alike, and a body that is not
+JSON (tampering: the verifier's finding) cannot stop the report.
 
 Callers go through `mcp_notary.compliance.report.generate`, which asks access control first
 (`report` needs `reports.run`) and records the report as an `audit_access` event.
@@ -9,8 +14,7 @@ Callers go through `mcp_notary.compliance.report.generate`, which asks access co
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -24,7 +28,6 @@ from mcp_notary.compliance.checks import (
     LifecycleFacts,
     StreamFact,
 )
-from mcp_notary.errors import StoreError
 from mcp_notary.ids import utc_timestamp
 from mcp_notary.ledger.checkpointer import DEFAULT_ORIGIN_PREFIX
 from mcp_notary.ledger.keys import TrustedKey
@@ -32,7 +35,7 @@ from mcp_notary.lifecycle.holds import HeldRow, active_holds
 from mcp_notary.lifecycle.policy import NEVER_PRUNED
 from mcp_notary.lifecycle.retention import recorded_prunes_in
 from mcp_notary.lifecycle.sealing import PAYLOAD_KEY_PREFIX, SEALED
-from mcp_notary.query.sqlite import readonly_connection
+from mcp_notary.query.rows import ReadOnlyRows
 from mcp_notary.verify.checkpoints import CheckpointEvidence
 from mcp_notary.verify.report import verify_trail
 
@@ -62,49 +65,67 @@ def secret_scanner(disabled: Iterable[str] = ()) -> Callable[[str], list[tuple[s
     return scan
 
 
-def _events(db: sqlite3.Connection, start: str, end: str) -> list[EventFact]:
+def _document(body: bytes | memoryview) -> dict[str, Any]:
+    """A stored body as a JSON object; `{}` for bytes that are not one (unreadable bytes are
+    the verifier's finding: the checks count what is missing)."""
+    try:
+        parsed = json.loads(bytes(body))
+    except ValueError:  # UnicodeDecodeError included
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _at(doc: dict[str, Any], *path: str) -> Any:
+    """The value at `path` in `doc`, or None where a step is missing or not an object."""
+    value: Any = doc
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _events(db: ReadOnlyRows, start: str, end: str) -> list[EventFact]:
     # audit_access events are read separately (all of them, for reconciliation); they would
     # otherwise dominate the period's population with the trail's own reads.
-    rows = db.execute(
+    p = db.placeholder
+    rows = db.fetch(
         "SELECT stream, seq, event_id, timestamp, kind, body FROM events "
-        "WHERE timestamp >= ? AND timestamp < ? AND kind != 'audit_access' "
+        f"WHERE timestamp >= {p} AND timestamp < {p} AND kind != 'audit_access' "
         "ORDER BY timestamp, stream, seq",
         (start, end),
-    ).fetchall()
+    )
+    return [
+        EventFact(stream, seq, event_id, ts, kind, _document(body))
+        for stream, seq, event_id, ts, kind, body in rows
+    ]
+
+
+def _streams(db: ReadOnlyRows) -> list[StreamFact]:
+    rows = db.fetch(
+        "SELECT e.stream, s.lo, s.hi, s.traffic, e.timestamp, e.kind, e.body FROM "
+        "(SELECT stream, min(seq) AS lo, max(seq) AS hi, "
+        "sum(CASE WHEN kind != 'audit_access' THEN 1 ELSE 0 END) AS traffic "
+        "FROM events GROUP BY stream) AS s "
+        "JOIN events AS e ON e.stream = s.stream AND e.seq = s.hi ORDER BY e.stream"
+    )
     out = []
-    for stream, seq, event_id, ts, kind, body in rows:
-        try:
-            parsed = json.loads(bytes(body))
-        except ValueError:
-            parsed = {}  # unreadable bytes are the verifier's finding; count what is missing
+    for stream, first, last, traffic, ts, kind, body in rows:
+        phase = _at(_document(body), "details", "phase")
         out.append(
-            EventFact(stream, seq, event_id, ts, kind, parsed if isinstance(parsed, dict) else {})
-        )
+            StreamFact(
+                stream, first, last, ts, kind, phase if isinstance(phase, str) else None,
+                reader=not traffic,
+            )
+        )  # fmt: skip
     return out
 
 
-def _streams(db: sqlite3.Connection) -> list[StreamFact]:
-    rows = db.execute(
-        "SELECT e.stream, min(e.seq), max(e.seq), sum(e.kind != 'audit_access') FROM events e "
-        "GROUP BY e.stream ORDER BY e.stream"
-    ).fetchall()
-    out = []
-    for stream, first, last, traffic in rows:
-        ts, kind, phase = db.execute(
-            "SELECT timestamp, kind, json_extract(CAST(body AS TEXT), '$.details.phase') "
-            "FROM events WHERE stream = ? AND seq = ?",
-            (stream, last),
-        ).fetchone()
-        out.append(StreamFact(stream, first, last, ts, kind, phase, reader=not traffic))
-    return out
-
-
-def _audit_events(db: sqlite3.Connection) -> dict[str, dict[str, Any]]:
-    rows = db.execute(
-        "SELECT event_id, timestamp, method, outcome, principal_id, "
-        "json_extract(CAST(body AS TEXT), '$.principal.details.token_id') "
-        "FROM events WHERE kind = 'audit_access'"
-    ).fetchall()
+def _audit_events(db: ReadOnlyRows) -> dict[str, dict[str, Any]]:
+    rows = db.fetch(
+        "SELECT event_id, timestamp, method, outcome, principal_id, body "
+        "FROM events WHERE kind = 'audit_access' ORDER BY timestamp, stream, seq"
+    )
     return {
         eid: {
             "kind": "audit_access",
@@ -112,17 +133,50 @@ def _audit_events(db: sqlite3.Connection) -> dict[str, dict[str, Any]]:
             "method": method,
             "outcome": outcome,
             "principal": principal,
-            "token_id": token_id,
+            "token_id": _at(_document(body), "principal", "details", "token_id"),
         }
-        for eid, ts, method, outcome, principal, token_id in rows
+        for eid, ts, method, outcome, principal, body in rows
     }
 
 
-def _bodies(db: sqlite3.Connection, kind: str) -> list[bytes]:
-    rows = db.execute(
-        "SELECT body FROM events WHERE kind = ? ORDER BY timestamp, stream, seq", (kind,)
-    ).fetchall()
+def _bodies(db: ReadOnlyRows, kind: str) -> list[bytes]:
+    rows = db.fetch(
+        f"SELECT body FROM events WHERE kind = {db.placeholder} ORDER BY timestamp, stream, seq",
+        (kind,),
+    )
     return [bytes(r[0]) for r in rows]
+
+
+_PAGE = 5000
+
+
+def _stored(db: ReadOnlyRows) -> Iterator[tuple[Any, ...]]:
+    """(stream, seq, timestamp, kind, tool, principal_id, body) of every stored event, a page
+    at a time in (stream, seq) order (indexed on both backends), so memory stays bounded."""
+    p = db.placeholder
+    after: tuple[Any, ...] = ()
+    while True:
+        where = f"WHERE (stream, seq) > ({p}, {p}) " if after else ""
+        rows = db.fetch(
+            "SELECT stream, seq, timestamp, kind, tool, principal_id, body FROM events "
+            f"{where}ORDER BY stream, seq LIMIT {_PAGE}",
+            after,
+        )
+        yield from rows
+        if len(rows) < _PAGE:
+            return
+        after = (rows[-1][0], rows[-1][1])
+
+
+def _clear_payload(body: bytes) -> bool:
+    """Whether a stored payload field (`arguments`, `response_summary`) is present and not a
+    sealed envelope."""
+    doc = _document(body)
+    for field in ("arguments", "response_summary"):
+        value = doc.get(field)
+        if value is not None and not (isinstance(value, dict) and SEALED in value):
+            return True
+    return False
 
 
 def _summary(body: bytes, keys: Sequence[str]) -> dict[str, Any]:
@@ -142,7 +196,7 @@ _RUN_KEYS = (
 )  # fmt: skip
 
 
-def _lifecycle(db: sqlite3.Connection, side: ReadSide, opts: EvidenceOptions) -> LifecycleFacts:
+def _lifecycle(db: ReadOnlyRows, side: ReadSide, opts: EvidenceOptions) -> LifecycleFacts:
     runs = _bodies(db, "retention")
     hold_bodies = _bodies(db, "legal_hold")
     in_force = active_holds(b for b in hold_bodies if json.loads(b)["timestamp"] < opts.period_to)
@@ -151,28 +205,17 @@ def _lifecycle(db: sqlite3.Connection, side: ReadSide, opts: EvidenceOptions) ->
     archived = [seg["oldest"] for seg in segments if seg.get("oldest") and
                 seg.get("name") not in expired]  # fmt: skip
     needs_body = any(h.needs_body for h in in_force)
-    never = ",".join(f"'{k}'" for k in sorted(NEVER_PRUNED))
     prunable: list[str] = []
-    for stream, seq, ts, tool, principal, body in db.execute(
-        f"SELECT stream, seq, timestamp, tool, principal_id, {'body' if needs_body else 'NULL'} "
-        f"FROM events WHERE kind NOT IN ({never})"
-    ):
-        row = HeldRow(stream, seq, ts, tool, principal, bytes(body) if body else None)
+    clear: list[str] = []
+    for stream, seq, ts, kind, tool, principal, body in _stored(db):
+        stored = bytes(body)
+        if _clear_payload(stored):
+            clear.append(ts)
+        if kind in NEVER_PRUNED:
+            continue
+        row = HeldRow(stream, seq, ts, tool, principal, stored if needs_body else None)
         if not any(h.matches(row) for h in in_force):
             prunable.append(ts)
-    clear = [
-        r[0]
-        for r in db.execute(
-            "SELECT timestamp FROM (SELECT timestamp, CAST(body AS TEXT) AS b FROM events) "
-            "WHERE json_valid(b) AND ("
-            + " OR ".join(
-                f"(json_type(b, '$.{f}') NOT IN ('null') AND "
-                f"json_type(b, '$.{f}.\"{SEALED}\"') IS NULL)"
-                for f in ("arguments", "response_summary")
-            )
-            + ")"
-        )
-    ]
     in_period = [
         json.loads(b) for b in hold_bodies
         if opts.period_from <= json.loads(b)["timestamp"] < opts.period_to
@@ -235,15 +278,13 @@ def _checkpoints(
 
 def gather_facts(side: ReadSide, opts: EvidenceOptions, *, report_stream: str | None) -> Facts:
     """Read everything the checks need. The caller has already been authorised."""
-    db = readonly_connection(side.sqlite_file("mcp-notary report"))
+    db = side.readonly_rows()
     try:
         events = _events(db, opts.period_from, opts.period_to)
         streams = _streams(db)
-        (oldest,) = db.execute("SELECT min(timestamp) FROM events").fetchone()
+        ((oldest,),) = db.fetch("SELECT min(timestamp) FROM events")
         audit_events = _audit_events(db)
         lifecycle = _lifecycle(db, side, opts)
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot read the audit store for the report: {exc}") from exc
     finally:
         db.close()
     evidence, known_origins, period_checkpoints = _checkpoints(side, opts)
