@@ -5,8 +5,8 @@ A pruned event's position, leaf and chain hash are copied into `pruned_events` f
 as for a row delete; then a month whose every row was pruned is dropped whole, a month that
 keeps only a few rows (never-pruned lifecycle records, held events) is compacted (its kept rows
 copied byte for byte into a fresh partition, the old one dropped), and any other month loses
-its rows one by one. Before a partition is dropped, the same check the row delete guard makes
-is made for the whole partition: every row it holds has its exact hashes in `pruned_events`.
+its rows one by one. A partition is dropped only if, under a lock that keeps rows from being
+added to it, it holds exactly as many rows as the run copied from it into `pruned_events`.
 """
 
 from __future__ import annotations
@@ -125,13 +125,23 @@ _UNPRUNED = (
 )
 
 
-def drop_partition(db: psycopg.Connection[Any], name: str) -> None:
-    """Drop a partition all of whose rows are in `pruned_events` (refused otherwise)."""
+def locked_count(db: psycopg.Connection[Any], name: str) -> int:
+    """Rows in partition `name`, counted under a SHARE lock held to the end of the transaction:
+    no row can be added to it (or removed) until the caller commits."""
     part = sql.Identifier(name)
-    row = db.execute(sql.SQL("SELECT count(*) " + _UNPRUNED).format(part=part)).fetchone()
-    if row is None or row[0] != 0:
-        raise StoreError(f"partition {name} holds events that were not pruned; not dropped")
-    db.execute(sql.SQL("DROP TABLE {}").format(part))
+    db.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(part))
+    row = db.execute(sql.SQL("SELECT count(*) FROM {}").format(part)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def drop_partition(db: psycopg.Connection[Any], name: str, copied: int) -> None:
+    """Drop partition `name`, all `copied` of whose rows this transaction has copied into
+    `pruned_events`; refused unless it holds exactly that many (under the lock, none can be
+    added meanwhile)."""
+    held = locked_count(db, name)
+    if held != copied:
+        raise StoreError(f"partition {name} holds {held} events, {copied} pruned; not dropped")
+    db.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
 
 
 def compact_partition(db: psycopg.Connection[Any], month: str, name: str) -> int:
@@ -151,11 +161,6 @@ def compact_partition(db: psycopg.Connection[Any], month: str, name: str) -> int
     return kept
 
 
-def _count(db: psycopg.Connection[Any], table: str) -> int:
-    row = db.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
-    return int(row[0]) if row else 0
-
-
 def remove_pruned(
     db: psycopg.Connection[Any],
     ranges: Mapping[str, Sequence[tuple[int, int]]],
@@ -165,7 +170,7 @@ def remove_pruned(
     month), dropping or compacting the months that allow it, inside the caller's transaction.
     Refuses (StoreError, so the caller rolls back) unless exactly those rows went."""
     parts = partitions(db)
-    sizes = {m: _count(db, parts[m]) for m in pruned if m in parts}  # only months touched
+    sizes = {m: locked_count(db, parts[m]) for m in pruned if m in parts}  # months touched
     actions = plan_partitions(sizes, pruned)
     by_rows = [m for m in pruned if actions.get(m, "rows") == "rows"]
     removed = 0
@@ -179,7 +184,7 @@ def remove_pruned(
                 ).rowcount
     for month, action in sorted(actions.items()):
         if action == "drop":
-            drop_partition(db, parts[month])
+            drop_partition(db, parts[month], pruned[month])
             removed += sizes[month]
         elif action == "compact":
             removed += sizes[month] - compact_partition(db, month, parts[month])
