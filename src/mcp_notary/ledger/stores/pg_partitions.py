@@ -35,8 +35,9 @@ Action = Literal["drop", "compact", "rows"]
 
 
 def month_of(timestamp: str) -> str:
-    """The partition key of an event: the 'YYYY-MM' its RFC 3339 timestamp starts with ('' for
-    anything else, which lands in the default partition rather than failing the append)."""
+    """The partition key of an event: the 'YYYY-MM' its RFC 3339 timestamp starts with; ''
+    for anything else, which lands with the legacy rows (or in the default partition) rather
+    than failing the append."""
     month = timestamp[:7]
     return month if _MONTH.fullmatch(month) else ""
 
