@@ -3,8 +3,7 @@
 
 Every run appends one `audit_access` event (to the store, never to stdout) naming the OS user,
 what was asked, how many events came back, and the purpose; refusals exit 5 and are recorded.
-Each test runs on both backends: an embedded SQLite file and a PostgreSQL schema (where `sql`
-is refused as SQLite-only).
+Each test runs on both backends: an embedded SQLite file and a PostgreSQL schema.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ import pytest
 from e2e_notary import Notary
 from pgtest import pg_schema
 from readside_trail import run_trail
+from store_copy import copy_trail
 
 from mcp_notary.access.control import Caller
 from mcp_notary.access.readside import open_read_side
@@ -174,8 +174,6 @@ def test_cli_role_matrix(trail: Trail, role: str) -> None:
         "SELECT event_id FROM events WHERE principal_id = 'alice' AND kind = 'call' LIMIT 1"
     )
     for name, (argv, action) in COMMANDS.items():
-        if name == "sql" and trail.postgres:
-            continue  # SQLite-only: see test_sql_is_refused_on_postgres
         before = trail.top()
         proc = trail.run(*[a.format(alice=alice_event) for a in argv])
         expected = EXPECTED[role][name]
@@ -247,15 +245,85 @@ def test_access_changes_are_ledger_events_and_tokens_are_stored_hashed(trail: Tr
     trail.set_roles(ME, set())
 
 
-def test_sql_is_refused_on_postgres(trail: Trail) -> None:
-    """Raw SQL is the embedded store's; on PostgreSQL it is refused before anything is read."""
-    if not trail.postgres:
-        pytest.skip("SQLite runs `sql` (test_cli_role_matrix)")
+def test_sql_reads_read_only_and_is_recorded(trail: Trail) -> None:
+    """`sql` on either backend: an auditor's SELECT prints its rows (BLOBs and bytea as hex)
+    and is recorded with its row count; writes and a second statement are refused with nothing
+    changed; a viewer is refused (exit 5) and the refusal recorded."""
+    trail.set_roles("ops", {"admin"})
+    trail.set_roles(ME, {"auditor"})
+    statement = (
+        "SELECT event_id, seq, leaf_hash FROM events WHERE kind = 'call' ORDER BY event_id LIMIT 3"
+    )
     before = trail.top()
-    proc = trail.run("sql", "--json", "SELECT count(*) AS n FROM events")
-    assert proc.returncode != 0 and proc.stdout == b""
-    assert b"needs an embedded (SQLite) store" in proc.stderr
-    assert trail.reads(before) == []
+    proc = trail.run("sql", "--json", "--purpose", "INV-9", statement)
+    assert proc.returncode == 0, proc.stderr.decode()
+    stored = trail.query(statement)
+    assert [json.loads(line) for line in proc.stdout.splitlines()] == [
+        {"event_id": event_id, "seq": seq, "leaf_hash": bytes(leaf).hex()}
+        for event_id, seq, leaf in stored
+    ]
+    assert proc.stderr.decode().strip() == "3 row(s)"
+    (read,) = trail.reads(before)
+    assert read["method"] == "audit/sql" and read["principal"]["id"] == ME
+    details = read["details"]
+    assert details["action"] == "sql" and details["decision"] == "allowed"
+    assert details["query"] == {"sql": statement, "limit": 1000}
+    assert details["returned"] == 3 and details["purpose"] == "INV-9"
+
+    truncated = trail.run("sql", "--limit", "2", "SELECT seq FROM events")
+    assert truncated.returncode == 0, truncated.stderr.decode()
+    assert b"2 row(s) (more than 2; raise --limit)" in truncated.stderr
+
+    traffic = "SELECT count(*) FROM events WHERE kind != 'audit_access'"
+    events_before = trail.query(traffic)
+    for write in (
+        "DELETE FROM events",
+        "UPDATE events SET tool = 'x'",
+        "INSERT INTO streams SELECT * FROM streams",
+        "DROP TABLE events",
+        "SELECT 1; DELETE FROM events",
+        "SELECT secret_hash FROM access_tokens",
+    ):
+        refused = trail.run("sql", write)
+        assert refused.returncode == 3 and refused.stdout == b"", write
+        assert b"mcp-notary: sql: " in refused.stderr, refused.stderr.decode()
+    assert trail.query(traffic) == events_before
+    assert trail.query("SELECT count(*) FROM events WHERE tool = 'x'") == [(0,)]
+
+    trail.set_roles(ME, {"viewer"})
+    before = trail.top()
+    denied = trail.run("sql", "--json", statement)
+    assert denied.returncode == 5 and denied.stdout == b"", denied.stderr.decode()
+    (record,) = trail.reads(before)
+    assert record["details"]["action"] == "sql" and record["details"]["decision"] == "denied"
+    assert record["details"]["query"]["sql"] == statement
+    trail.set_roles(ME, set())
+
+
+def test_sql_prints_the_same_from_either_store(trail: Trail) -> None:
+    """The SQLite trail copied into PostgreSQL: the same statement prints the same bytes."""
+    if trail.postgres:
+        pytest.skip("copies the SQLite trail into PostgreSQL")
+    trail.set_roles("ops", {"admin"})
+    trail.set_roles(ME, {"auditor"})
+    statement = (
+        "SELECT stream, seq, event_id, kind, tool, principal_id, body, leaf_hash, chain_hash "
+        "FROM events WHERE kind != 'audit_access' ORDER BY stream, seq"
+    )
+    ((traffic,),) = trail.query("SELECT count(*) FROM events WHERE kind != 'audit_access'")
+    try:
+        with pg_schema("clisql") as url:
+            copy_trail(trail.store, url)
+            copy = Trail(url, trail.notary)
+            for args in (["--json"], []):  # JSON Lines, and the table
+                on_sqlite = trail.run("sql", "--limit", "10000", *args, statement)
+                on_postgres = copy.run("sql", "--limit", "10000", *args, statement)
+                assert on_sqlite.returncode == on_postgres.returncode == 0
+                assert on_postgres.stdout == on_sqlite.stdout
+                assert on_postgres.stderr == on_sqlite.stderr == f"{traffic} row(s)\n".encode()
+            assert len(on_sqlite.stdout) > 1000 and traffic > 60
+    finally:
+        trail.set_roles(ME, set())
 
 
 def test_report_reads_the_trail_and_is_recorded_allowed_or_refused(trail: Trail) -> None:

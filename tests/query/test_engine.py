@@ -1,28 +1,31 @@
 """The query engines, SQLite and PostgreSQL, on the same events and the same assertions:
 filters, the search index (SQLite: backfill and trigger; PostgreSQL: the expression index),
-keyset pages, activity; and the embedded store's read-only SQL."""
+keyset pages, activity; and read-only SQL (`mcp-notary sql`), the same rows from either store."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 from pgtest import pg_schema
+from store_copy import copy_trail
 
+from mcp_notary.access.sqlite import SQLiteAccessStore
 from mcp_notary.errors import StoreError
 from mcp_notary.events.model import AuditEvent, Principal, SensitiveField, ServerInfo
 from mcp_notary.ids import new_event_id, utc_timestamp
-from mcp_notary.ledger.store import Store, StreamHead, StreamInfo, prepare_row
+from mcp_notary.ledger.store import CheckpointRow, Store, StreamHead, StreamInfo, prepare_row
 from mcp_notary.ledger.stores.postgres import PostgresStore
 from mcp_notary.ledger.stores.sqlite import SQLiteStore
 from mcp_notary.query.engine import QueryEngine, open_query_engine
 from mcp_notary.query.model import Cursor, Query, QueryError
 from mcp_notary.query.postgres import PostgresQueryEngine
-from mcp_notary.query.sql import run_readonly_sql
+from mcp_notary.query.sql import MAX_ROWS, run_readonly_sql
 from mcp_notary.query.sqlite import SQLiteQueryEngine
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -68,14 +71,6 @@ def _fill(store: Store) -> None:
     read = _event(61, kind="audit_access", tool=None, method="audit/search", arguments=None,
                   details={"query": {"text": "Lisbon"}})  # fmt: skip
     _append(store, "s2", [read])
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> SQLiteStore:
-    """The embedded store (read-only SQL is SQLite's alone)."""
-    store = SQLiteStore(tmp_path / "audit.db")
-    _fill(store)
-    return store
 
 
 @dataclass
@@ -240,34 +235,166 @@ def test_postgres_queries_keep_to_the_deadline() -> None:
         "INSERT INTO events SELECT * FROM events",
         "DROP TABLE events",
         "SELECT 1; DELETE FROM events",
+        "SELECT 1; SELECT 2",
+        "WITH gone AS (DELETE FROM events RETURNING seq) SELECT count(*) FROM gone",
+        "SELECT * FROM events FOR UPDATE",
         "PRAGMA writable_schema = 1",
         "ATTACH DATABASE '/tmp/other.db' AS other",
         "SELECT * FROM access_tokens",
+        "SELECT count(*) FROM events WHERE EXISTS (SELECT 1 FROM access_grants)",
+        "SELECT * FROM subject_keys",
         "CREATE TEMP TABLE t AS SELECT 1",
+        "COPY events TO '/tmp/events.txt'",
+        "SET default_transaction_read_only = off",
         "VACUUM",
+        " ; ",
     ],
 )
-def test_readonly_sql_refuses_everything_but_reading(store: SQLiteStore, statement: str) -> None:
-    before = store.count()
-    with pytest.raises(QueryError):
-        run_readonly_sql(store.path, statement)
-    assert store.count() == before
+def test_readonly_sql_refuses_everything_but_reading(backend: Backend, statement: str) -> None:
+    _access_tables(backend)
+    with pytest.raises(QueryError, match=r"^sql: "):
+        run_readonly_sql(backend.url, statement)
+    assert backend.store.count() == 62
 
 
-def test_readonly_sql_reads_events_and_the_index(store: SQLiteStore) -> None:
-    SQLiteQueryEngine(store.path).ensure_index()
+def _access_tables(backend: Backend) -> None:
+    """The access records exist, so that reading them is refused, not missing."""
+    if backend.name == "sqlite":
+        SQLiteAccessStore(backend.url).close()
+
+
+@pytest.mark.parametrize(
+    ("statement", "why"),
+    [
+        ("SELECT 1; DELETE FROM events", "one statement at a time"),
+        ("DELETE FROM events", "refused: only SELECT over events, pruned_events, streams"),
+        ("SELECT secret_hash FROM access_tokens", "refused: only SELECT over events"),
+        ("SELECT wrapped FROM subject_keys", "refused: only SELECT over events"),
+    ],
+)
+def test_readonly_sql_says_why(backend: Backend, statement: str, why: str) -> None:
+    _access_tables(backend)
+    with pytest.raises(QueryError, match=why):
+        run_readonly_sql(backend.url, statement)
+
+
+# The same trail in both stores reads the same: BLOBs and bytea as the same hex.
+SAME_ROWS = [
+    "SELECT stream, seq, event_id, timestamp, kind, method, tool, principal_id, outcome, body, "
+    "leaf_hash, chain_hash FROM events ORDER BY stream, seq",
+    "SELECT tool, count(*) AS n FROM events GROUP BY tool ORDER BY tool NULLS FIRST",
+    "SELECT count(*) AS n FROM events WHERE tool LIKE 'look%' AND kind = 'call'",
+    "SELECT e.event_id, s.host, s.pid FROM events AS e JOIN streams AS s ON s.stream = e.stream "
+    "WHERE e.seq < 3 ORDER BY e.event_id",
+    "SELECT stream, origin, size, root, note, created_at FROM checkpoints ORDER BY stream",
+    "SELECT stream, seq FROM pruned_events",
+    "VALUES (1, 'one')",
+]
+
+
+def test_readonly_sql_reads_the_same_rows_from_either_store(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    sqlite = SQLiteStore(path)
+    _fill(sqlite)
+    note = b"example.org/log\n31\nAAAA\n\n- key sig\n"
+    sqlite.append_checkpoint(CheckpointRow("s1", "example.org/log", 31, b"\x01" * 32, note, "t"))
+    sqlite.close()
+    with pg_schema("sql") as url:
+        copy_trail(str(path), url)
+        for statement in SAME_ROWS:
+            on_sqlite = run_readonly_sql(path, statement, limit=MAX_ROWS)
+            on_postgres = run_readonly_sql(url, statement, limit=MAX_ROWS)
+            assert on_postgres == on_sqlite, statement
+        everything = run_readonly_sql(url, SAME_ROWS[0], limit=MAX_ROWS)
+        assert len(everything.rows) == 62 and not everything.truncated
+        body, leaf = everything.rows[0][9], everything.rows[0][10]
+        assert json.loads(bytes.fromhex(body))["kind"] == "call" and len(leaf) == 64
+        (checkpoint,) = run_readonly_sql(url, SAME_ROWS[4]).rows
+        assert checkpoint[3] == "01" * 32 and bytes.fromhex(checkpoint[4]) == note
+
+
+def test_readonly_sql_fetches_one_row_more_than_the_limit(backend: Backend) -> None:
+    statement = "SELECT seq FROM events ORDER BY stream, seq"
+    five = run_readonly_sql(backend.url, statement, limit=5)
+    assert five.columns == ["seq"] and five.rows == [(1,), (2,), (3,), (4,), (5,)]
+    assert five.truncated
+    whole = run_readonly_sql(backend.url, statement, limit=62)
+    assert len(whole.rows) == 62 and not whole.truncated
+    # A result far larger than the limit is not produced, let alone read, whole: 10^9 rows.
+    huge = (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000) "
+        "SELECT i FROM n"
+    )
+    started = time.monotonic()
+    first = run_readonly_sql(backend.url, huge, limit=10, deadline_s=5)
+    assert first.rows == [(i,) for i in range(1, 11)] and first.truncated
+    assert time.monotonic() - started < 5
+    for limit in (0, MAX_ROWS + 1):
+        with pytest.raises(QueryError, match="limit"):
+            run_readonly_sql(backend.url, statement, limit=limit)
+
+
+def test_readonly_sql_keeps_to_its_deadline(backend: Backend) -> None:
+    endless = (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000) "
+        "SELECT max(i) FROM n"
+    )
+    started = time.monotonic()
+    with pytest.raises(QueryError, match=r"took longer than 0\.2 s"):
+        run_readonly_sql(backend.url, endless, deadline_s=0.2)
+    assert time.monotonic() - started < 5
+    if backend.name == "postgres":
+        with pytest.raises(QueryError, match=r"took longer than 0\.2 s"):
+            run_readonly_sql(backend.url, "SELECT pg_sleep(5)", deadline_s=0.2)
+        assert time.monotonic() - started < 5
+        # By default, the interactive reads' deadline; and a read-only transaction.
+        settings = run_readonly_sql(
+            backend.url,
+            "SELECT current_setting('statement_timeout'), current_setting('transaction_read_only')",
+        )
+        assert settings.rows == [("10s", "on")]
+
+
+def test_readonly_sql_reads_events_and_the_index(backend: Backend) -> None:
+    if backend.name == "sqlite":
+        SQLiteQueryEngine(Path(backend.url)).ensure_index()
+        search = (
+            "SELECT count(*) FROM events WHERE rowid IN "
+            "(SELECT rowid FROM events_fts WHERE events_fts MATCH 'quito')"
+        )
+    else:
+        search = (
+            "SELECT count(*) FROM events WHERE mcp_notary_search_vector(body) @@ 'quito'::tsquery"
+        )
     result = run_readonly_sql(
-        store.path, "SELECT tool, count(*) AS n FROM events GROUP BY tool ORDER BY tool;", limit=2
+        backend.url,
+        "SELECT tool, count(*) AS n FROM events GROUP BY tool ORDER BY tool NULLS FIRST;",
+        limit=2,
     )
     assert result.columns == ["tool", "n"] and result.truncated
     assert result.rows == [(None, 1), ("convert", 20)]
-    fts = run_readonly_sql(
-        store.path,
-        "SELECT count(*) FROM events WHERE rowid IN "
-        "(SELECT rowid FROM events_fts WHERE events_fts MATCH 'quito')",
-    )
-    assert fts.rows == [(20,)]
-    assert run_readonly_sql(store.path, "SELECT ';' AS semi").rows == [(";",)]
+    assert run_readonly_sql(backend.url, search).rows == [(20,)]
+    assert run_readonly_sql(backend.url, "SELECT ';' AS semi").rows == [(";",)]
+    mark = "?" if backend.name == "sqlite" else "%s"
+    lookups = f"SELECT count(*) FROM events WHERE tool = {mark}"
+    assert run_readonly_sql(backend.url, lookups, params=["lookup"]).rows == [(21,)]
+
+
+def test_readonly_sql_on_postgres_reads_partitions_and_lets_the_server_split_statements() -> None:
+    with pg_schema("sql") as url:
+        store = PostgresStore(url)
+        _fill(store)
+        store.close()
+        # The events of January 2026 are in their month's partition, which may be read by name.
+        assert run_readonly_sql(url, "SELECT count(*) FROM events_2026_01").rows == [(62,)]
+        assert run_readonly_sql(url, "SELECT count(*) FROM events_default").rows == [(0,)]
+        # A `;` in a dollar-quoted string is text: the server, not a scan of the text, decides.
+        assert run_readonly_sql(url, "SELECT $$a;b$$ AS s").rows == [("a;b",)]
+        json_text = run_readonly_sql(url, "SELECT convert_from(body, 'UTF8')::jsonb -> 'server' "
+                                          "FROM events ORDER BY stream, seq LIMIT 1")  # fmt: skip
+        assert json.loads(json_text.rows[0][0])["name"] == "alpha"  # JSON as text, as on SQLite
+        with pytest.raises(QueryError, match="it reads pg_authid"):
+            run_readonly_sql(url, "SELECT rolname FROM pg_authid")
 
 
 def test_postgres_migration_indexes_existing_events_and_damaged_bodies_still_append() -> None:

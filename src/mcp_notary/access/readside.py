@@ -51,15 +51,6 @@ class ReadSide:
 
         return redact_url(self.url)
 
-    def sqlite_file(self, what: str) -> Path:
-        """The SQLite file, for a command that only the embedded store supports."""
-        if self.path is None:
-            raise ConfigError(
-                f"{what} needs an embedded (SQLite) store; on PostgreSQL use `mcp-notary "
-                "events` or the API, or query the database as the mcp_notary_reader role"
-            )
-        return self.path
-
     def query_engine(self) -> QueryEngine:
         """A new query engine over this store (the caller closes it)."""
         return open_query_engine(self.url if self.path is None else str(self.path))

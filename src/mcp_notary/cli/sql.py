@@ -1,4 +1,4 @@
-"""`mcp-notary sql "SELECT ..."`: read-only SQL over the embedded store, audited."""
+"""`mcp-notary sql "SELECT ..."`: read-only SQL over the store (SQLite or PostgreSQL), audited."""
 
 from __future__ import annotations
 
@@ -27,15 +27,18 @@ from mcp_notary.query.sql import MAX_ROWS, run_readonly_sql
 )
 @purpose_option
 def sql(store: str | None, statement: str, as_json: bool, limit: int, purpose: str | None) -> None:
-    """Run one read-only SELECT against the store (tables: events, streams, checkpoints,
-    meta, events_fts). The file is opened read-only and anything but reading is refused.
-    SQLite stores only: on PostgreSQL, connect as the mcp_notary_reader role instead.
-    BLOBs print as hex. The statement is recorded in the trail with its row count."""
+    """Run one read-only SELECT against the store. Tables: events, pruned_events, streams,
+    checkpoints, and on SQLite meta and the search index events_fts; on PostgreSQL the
+    partitions of events (events_YYYY_MM, events_default) and schema_migrations. Anything but
+    reading them is refused: SQLite opens the file read-only; PostgreSQL runs the statement
+    in a read-only transaction, after checking its plan. A statement is stopped after 30 s
+    (SQLite) or 10 s (PostgreSQL). BLOBs (bytea) print as hex. The statement is recorded in
+    the trail with its row count."""
     query = {"sql": statement, "limit": limit}
     with local_read_side(store, "mcp-notary sql") as (side, caller):
-        path = side.sqlite_file("mcp-notary sql")  # refused before anything is read
         decision = require(side, caller, "sql", query, purpose)
-        result = run_readonly_sql(path, statement, limit=limit)
+        target = side.path if side.path is not None else side.url
+        result = run_readonly_sql(target, statement, limit=limit)
         side.control.record(
             caller, "sql", decision, "cli", query=query, returned=len(result.rows),
             purpose=purpose,

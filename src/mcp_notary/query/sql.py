@@ -1,33 +1,50 @@
-"""Read-only SQL for power users, against the embedded store.
+"""Read-only SQL for power users, against either store: one statement, rows and no writes.
 
-Three independent locks, so that no statement can change the file whatever its text:
+SQLite: three independent locks, so that no statement can change the file whatever its text:
 1. SQLite opens the file read-only (`mode=ro`) with `query_only` on;
 2. an authorizer allows only SELECT, reads of the audit tables, and functions: PRAGMA,
    ATTACH, writes, and reads of the access tables (token hashes) are refused;
 3. one statement per call (Python's sqlite3 refuses more, and so do we, before running).
-A progress handler ends a statement that runs past its deadline.
+A progress handler ends a statement that runs past its deadline (30 s).
+
+PostgreSQL: a session of its own, and the server's own parser and planner:
+1. the session has `default_transaction_read_only` on, and the statement runs in one
+   transaction that is rolled back;
+2. the statement is planned first (`EXPLAIN`, sent as a prepared statement, which the server
+   refuses to hold more than one statement): a plan that writes, or that reads a relation
+   other than `events` (and its partitions), `pruned_events`, `streams`, `checkpoints` and
+   `schema_migrations`, is refused;
+3. it then runs as a cursor (`DECLARE ... CURSOR FOR`, which takes only a SELECT or VALUES,
+   without data-modifying WITH), and at most `limit` + 1 rows are fetched from it.
+The session's `statement_timeout` is the interactive reads' (10 s). A plan shows the tables
+a statement reads, not what a function does inside: a function that runs SQL text of its own
+(`query_to_xml`, say) reads with the rights of the store's login, as `psql` would. As on
+SQLite, where whoever runs the command can open the file, the table list is the command's
+policy; the login's grants are the boundary.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mcp_notary.errors import StoreError
+from mcp_notary.errors import ConfigError, StoreError
 from mcp_notary.query.model import QueryError
 from mcp_notary.query.sqlite import readonly_connection
 
-__all__ = ["READABLE_TABLES", "SqlResult", "run_readonly_sql"]
+__all__ = ["PG_READABLE_TABLES", "READABLE_TABLES", "SqlResult", "run_readonly_sql"]
 
-# Everything an auditor may read: the events, their streams, checkpoints and the store's
-# version, and the search index (so MATCH works). Access records are not on the list.
+# Everything an auditor may read: the events, what retention kept of deleted ones, their
+# streams, checkpoints and the store's version, and the search index (so MATCH works).
+# Access records (token hashes) and subject keys are not on the list.
 READABLE_TABLES = frozenset(
     {
         "events",
+        "pruned_events",
         "streams",
         "checkpoints",
         "meta",
@@ -44,8 +61,19 @@ READABLE_TABLES = frozenset(
         "pragma_table_info",
     }
 )
+# The same on PostgreSQL, in the store's schema; the partitions of `events` as well.
+PG_READABLE_TABLES = ("events", "pruned_events", "streams", "checkpoints", "schema_migrations")
 _ALLOWED_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
 MAX_ROWS = 10_000
+SQLITE_DEADLINE_S = 30.0
+_SQLITE_REFUSED = (
+    "sql: refused: only SELECT over events, pruned_events, streams, checkpoints and meta"
+)
+_PG_REFUSED = (
+    "sql: refused: only SELECT over events, pruned_events, streams, checkpoints and "
+    "schema_migrations"
+)
+_Rows = tuple[list[str], list[tuple[Any, ...]]]  # column names, rows
 
 
 @dataclass(frozen=True)
@@ -53,6 +81,54 @@ class SqlResult:
     columns: list[str]
     rows: list[tuple[Any, ...]]
     truncated: bool  # more rows matched than `limit`
+
+
+def run_readonly_sql(
+    store: Path | str,
+    sql: str,
+    *,
+    params: Sequence[Any] = (),
+    limit: int = 1000,
+    deadline_s: float | None = None,
+) -> SqlResult:
+    """Run one SELECT over `store` (a SQLite file, or a store URL: SQLite or PostgreSQL);
+    BLOBs (bytea) come back as hex. `params` use the driver's placeholder (`?` on SQLite, `%s`
+    on PostgreSQL). `deadline_s` defaults to 30 s on SQLite and to the interactive reads' 10 s
+    on PostgreSQL. Raises `QueryError` for a refused or invalid statement, `StoreError` if the
+    store cannot be read."""
+    if not 1 <= limit <= MAX_ROWS:
+        raise QueryError(f"limit: must be between 1 and {MAX_ROWS}")
+    from mcp_notary.ledger.stores import sqlite_path
+
+    path = store if isinstance(store, Path) else sqlite_path(store)
+    if path is not None:
+        deadline = SQLITE_DEADLINE_S if deadline_s is None else deadline_s
+        statement = _single_statement(sql)
+        columns, rows = _sqlite_rows(path.expanduser(), statement, params, limit + 1, deadline)
+    elif isinstance(store, str) and store.split("://", 1)[0] in ("postgresql", "postgres"):
+        statement = _trimmed(sql)  # one statement: the server checks (a prepared statement)
+        columns, rows = _postgres_rows(store, statement, params, limit + 1, deadline_s)
+    else:
+        raise ConfigError(f"sql: no reader for store URL {str(store).split('://', 1)[0]!r}")
+    return SqlResult(
+        columns, [tuple(_cell(v) for v in row) for row in rows[:limit]], len(rows) > limit
+    )
+
+
+def _cell(value: Any) -> Any:
+    return value.hex() if isinstance(value, bytes) else value
+
+
+def _trimmed(sql: str) -> str:
+    text = sql.strip()
+    while text.endswith(";"):
+        text = text[:-1].rstrip()
+    if not text:
+        raise QueryError("sql: empty statement")
+    return text
+
+
+# -- SQLite ----------------------------------------------------------------------------------------
 
 
 def _authorizer(
@@ -72,11 +148,7 @@ def _authorizer(
 
 
 def _single_statement(sql: str) -> str:
-    text = sql.strip()
-    while text.endswith(";"):
-        text = text[:-1].rstrip()
-    if not text:
-        raise QueryError("sql: empty statement")
+    text = _trimmed(sql)
     if not sqlite3.complete_statement(text + ";"):
         raise QueryError("sql: incomplete statement")
     # Anything after a `;` outside quotes is a second statement.
@@ -91,23 +163,9 @@ def _single_statement(sql: str) -> str:
     return text
 
 
-def _cell(value: Any) -> Any:
-    return value.hex() if isinstance(value, bytes) else value
-
-
-def run_readonly_sql(
-    path: Path,
-    sql: str,
-    *,
-    params: Sequence[Any] = (),
-    limit: int = 1000,
-    deadline_s: float = 30.0,
-) -> SqlResult:
-    """Run one SELECT; BLOBs come back as hex. Raises `QueryError` for a refused or invalid
-    statement, `StoreError` if the store cannot be read."""
-    if not 1 <= limit <= MAX_ROWS:
-        raise QueryError(f"limit: must be between 1 and {MAX_ROWS}")
-    statement = _single_statement(sql)
+def _sqlite_rows(
+    path: Path, statement: str, params: Sequence[Any], fetch: int, deadline_s: float
+) -> _Rows:
     db = readonly_connection(path)
     deadline = time.monotonic() + deadline_s
     try:
@@ -115,25 +173,109 @@ def run_readonly_sql(
         db.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
         try:
             cursor = db.execute(statement, params)
-            rows = cursor.fetchmany(limit + 1)
+            rows = cursor.fetchmany(fetch)
         except sqlite3.DatabaseError as exc:
             message = str(exc)
             if "interrupted" in message:
                 raise QueryError(f"sql: took longer than {deadline_s:g} s") from exc
             if "not authorized" in message or "prohibited" in message:
-                raise QueryError(
-                    "sql: refused: only SELECT over events, streams, checkpoints and meta"
-                ) from exc
+                raise QueryError(_SQLITE_REFUSED) from exc
             raise QueryError(f"sql: {message}") from exc
         except sqlite3.Warning as exc:  # "You can only execute one statement at a time."
             raise QueryError(f"sql: {exc}") from exc
-        columns = [d[0] for d in cursor.description or ()]
-        return SqlResult(
-            columns,
-            [tuple(_cell(v) for v in row) for row in rows[:limit]],
-            truncated=len(rows) > limit,
-        )
+        return [d[0] for d in cursor.description or ()], rows
     except sqlite3.Error as exc:
         raise StoreError(f"cannot read the audit store: {exc}") from exc
     finally:
         db.close()
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------------
+
+# The relations a statement may read: the store's tables (in the schema `search_path` finds
+# them in) and every partition of `events`, as (schema, name) like a plan names them.
+_PG_READABLE_SQL = """
+SELECT n.nspname, c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+WHERE c.oid IN (SELECT relid::oid FROM pg_partition_tree(to_regclass('events')))
+   OR c.oid IN (SELECT to_regclass(t)::oid FROM unnest(%s::text[]) AS t)
+"""
+
+
+def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", ()):
+        yield from _plan_nodes(child)
+
+
+def _postgres_rows(
+    url: str, statement: str, params: Sequence[Any], fetch: int, deadline_s: float | None
+) -> _Rows:
+    # Imported here so the embedded store works without the PostgreSQL driver loaded.
+    import psycopg
+    from psycopg.types.string import TextLoader
+
+    from mcp_notary.ledger.stores.postgres import (
+        check_version,
+        close_quietly,
+        connect,
+        redact_url,
+        split_options,
+    )
+    from mcp_notary.query.postgres import DEFAULT_DEADLINE_S
+
+    deadline = DEFAULT_DEADLINE_S if deadline_s is None else deadline_s
+    libpq_url, _ = split_options(url)  # the spool options are the store's, not libpq's
+    name = redact_url(libpq_url)
+    timeout = {"statement_timeout": max(int(deadline * 1000), 1)}
+    db: psycopg.Connection[Any] | None = None
+    try:
+        db = connect(libpq_url, readonly=True, settings=timeout)
+        check_version(db, name)
+    except psycopg.Error as exc:
+        close_quietly(db)
+        raise StoreError(f"cannot open audit store {name}: {exc}") from exc
+    except StoreError:
+        close_quietly(db)
+        raise
+    args = tuple(params) or None  # without parameters, `%` in the text is not a placeholder
+    try:
+        with db.transaction(force_rollback=True):
+            explain = db.execute(
+                f"EXPLAIN (VERBOSE, FORMAT JSON)\n{statement}".encode(), args, prepare=True
+            )
+            row = explain.fetchone()
+            plan: list[dict[str, Any]] = row[0] if row else []
+            readable = {
+                (schema, table)
+                for schema, table in db.execute(_PG_READABLE_SQL, (list(PG_READABLE_TABLES),))
+            }
+            for node in (n for top in plan for n in _plan_nodes(top["Plan"])):
+                relation = node.get("Relation Name")
+                if node.get("Node Type") == "ModifyTable":
+                    write = str(node.get("Operation", "write")).lower()
+                    raise QueryError(f"{_PG_REFUSED} (it would {write} {relation})")
+                if relation is not None and (node.get("Schema"), relation) not in readable:
+                    raise QueryError(f"{_PG_REFUSED} (it reads {relation})")
+            with db.cursor(name="mcp_notary_sql") as cursor:
+                # JSON as its text, as SQLite returns it (not as Python objects).
+                cursor.adapters.register_loader("json", TextLoader)
+                cursor.adapters.register_loader("jsonb", TextLoader)
+                cursor.execute(statement.encode(), args)
+                rows = cursor.fetchmany(fetch)
+                columns = [c.name for c in cursor.description or ()]
+        return columns, rows
+    except psycopg.errors.QueryCanceled as exc:
+        raise QueryError(f"sql: took longer than {deadline:g} s") from exc
+    except psycopg.Error as exc:
+        if exc.sqlstate is None or db.broken or db.closed:
+            raise StoreError(f"cannot read the audit store {name}: {exc}") from exc
+        message = exc.diag.message_primary or str(exc)
+        if "multiple commands" in message:
+            raise QueryError("sql: one statement at a time") from exc
+        if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+            raise QueryError(f"{_PG_REFUSED} ({message})") from exc
+        if isinstance(exc, psycopg.errors.SyntaxError):  # DROP, COPY, SET...: not a SELECT
+            raise QueryError(f"sql: {message} (one SELECT statement at a time)") from exc
+        raise QueryError(f"sql: {message}") from exc
+    finally:
+        close_quietly(db)
