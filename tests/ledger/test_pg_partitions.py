@@ -169,9 +169,12 @@ def test_a_partition_with_unpruned_rows_is_not_dropped(pg_url: str) -> None:
     store = PostgresStore(pg_url)
     append(store, "s1", [event(ts=at("2026-04", i)) for i in range(3)])
     store.close()
-    with admin(pg_url) as db, db.transaction():
-        with pytest.raises(StoreError, match="holds 3 events, 2 pruned"):
-            drop_partition(db, "events_2026_04", 2)
+    with (
+        admin(pg_url) as db,
+        db.transaction(),
+        pytest.raises(StoreError, match="holds 3 events, 2 pruned"),
+    ):
+        drop_partition(db, "events_2026_04", 2)
     assert partition_sizes(pg_url)["events_2026_04"] == 3
 
 
