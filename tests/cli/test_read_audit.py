@@ -284,9 +284,14 @@ def test_sql_reads_read_only_and_is_recorded(trail: Trail) -> None:
         "SELECT 1; DELETE FROM events",
         "SELECT secret_hash FROM access_tokens",
     ):
+        before = trail.top()
         refused = trail.run("sql", write)
         assert refused.returncode == 3 and refused.stdout == b"", write
         assert b"mcp-notary: sql: " in refused.stderr, refused.stderr.decode()
+        (attempt,) = trail.reads(before)  # the attempt is on record, with why it failed
+        assert attempt["details"]["query"]["sql"] == write
+        assert attempt["details"]["query"]["error"].startswith("sql: ")
+        assert attempt["details"]["returned"] == 0
     assert trail.query(traffic) == events_before
     assert trail.query("SELECT count(*) FROM events WHERE tool = 'x'") == [(0,)]
 

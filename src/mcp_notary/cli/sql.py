@@ -11,6 +11,7 @@ from rich.table import Table
 
 from mcp_notary.cli.access import local_read_side, purpose_option, require
 from mcp_notary.cli.main import store_option
+from mcp_notary.query.model import QueryError
 from mcp_notary.query.sql import MAX_ROWS, run_readonly_sql
 
 
@@ -33,12 +34,19 @@ def sql(store: str | None, statement: str, as_json: bool, limit: int, purpose: s
     reading them is refused: SQLite opens the file read-only; PostgreSQL runs the statement
     in a read-only transaction, after checking its plan. A statement is stopped after 30 s
     (SQLite) or 10 s (PostgreSQL). BLOBs (bytea) print as hex. The statement is recorded in
-    the trail with its row count."""
+    the trail with its row count, or with the reason it was refused."""
     query = {"sql": statement, "limit": limit}
     with local_read_side(store, "mcp-notary sql") as (side, caller):
         decision = require(side, caller, "sql", query, purpose)
         target = side.path if side.path is not None else side.url
-        result = run_readonly_sql(target, statement, limit=limit)
+        try:
+            result = run_readonly_sql(target, statement, limit=limit)
+        except QueryError as exc:  # refused or failed: the attempt is on record all the same
+            side.control.record(
+                caller, "sql", decision, "cli", query={**query, "error": str(exc)[:500]},
+                returned=0, purpose=purpose,
+            )  # fmt: skip
+            raise
         side.control.record(
             caller, "sql", decision, "cli", query=query, returned=len(result.rows),
             purpose=purpose,
