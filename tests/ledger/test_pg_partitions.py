@@ -19,6 +19,7 @@ from mcp_notary.ledger.stores.pg_migrations import (
     BOOTSTRAP,
     LATEST_VERSION,
     MIGRATIONS,
+    READER_ROLE,
     WRITER_ROLE,
 )
 from mcp_notary.ledger.stores.pg_partitions import (
@@ -92,6 +93,10 @@ def test_writers_create_their_months_partitions_through_the_function(pg_url: str
                 db.execute(statement)
         with pytest.raises(psycopg.errors.RaiseException, match="not a month"):
             db.execute("SELECT mcp_notary_event_partition('2026-01; DROP TABLE events')")
+    with admin(pg_url + quote(f" -crole={READER_ROLE}")) as db:  # reads, by name too
+        assert db.execute("SELECT count(*) FROM events_2026_01").fetchone() == (3,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            db.execute("INSERT INTO events_2026_03 SELECT * FROM events_2026_01")
     with admin(pg_url) as db:  # even the owner: one partition's own triggers refuse
         for statement in ("TRUNCATE events_2026_01", "DELETE FROM events_2026_01",
                           "UPDATE events_2026_02 SET kind = 'x'"):  # fmt: skip

@@ -253,7 +253,7 @@ ALTER INDEX events_search RENAME TO events_legacy_search;
 DROP TRIGGER events_delete_only_pruned ON events_legacy;
 ALTER TRIGGER events_append_only ON events_legacy RENAME TO events_legacy_append_only;
 ALTER TABLE events_legacy ADD COLUMN month text COLLATE "C" NOT NULL DEFAULT '';
-REVOKE ALL ON events_legacy FROM {WRITER_ROLE}, {READER_ROLE};
+REVOKE ALL ON events_legacy FROM {WRITER_ROLE};
 CREATE TABLE events (
     stream text COLLATE "C" NOT NULL,
     seq bigint NOT NULL,
@@ -294,7 +294,13 @@ BEGIN
 END $$;
 REVOKE ALL ON events, events_default FROM PUBLIC;
 GRANT SELECT, INSERT ON events TO {WRITER_ROLE};
-GRANT SELECT ON events TO {READER_ROLE};
+GRANT SELECT ON events, events_default TO {READER_ROLE};
+DO $$
+BEGIN
+    IF to_regclass('events_legacy') IS NOT NULL THEN
+        GRANT SELECT ON events_legacy TO {READER_ROLE};
+    END IF;
+END $$;
 
 CREATE FUNCTION mcp_notary_event_partition(p_month text) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = {{schema}}, pg_temp AS $$
@@ -317,6 +323,7 @@ BEGIN
     EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE OR TRUNCATE ON %I FOR EACH STATEMENT '
                    'EXECUTE FUNCTION mcp_notary_append_only()', part || '_append_only', part);
     EXECUTE format('REVOKE ALL ON %I FROM PUBLIC', part);
+    EXECUTE format('GRANT SELECT ON %I TO {READER_ROLE}', part);  -- `sql` may name a partition
     RETURN true;
 END $$;
 REVOKE ALL ON FUNCTION mcp_notary_event_partition(text) FROM PUBLIC;
