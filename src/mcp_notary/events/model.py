@@ -7,7 +7,7 @@ payload has no typed path to storage.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from mcp_notary.identity.principal import Principal
@@ -44,11 +44,21 @@ class ServerInfo:
     version: str | None = None
     command: list[str] | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        # Written out rather than `dataclasses.asdict`, which recurses and deep-copies and
+        # cost more than the rest of `AuditEvent.body` together (the writer builds a body per
+        # event).
+        command = list(self.command) if self.command is not None else None
+        return {"name": self.name, "version": self.version, "command": command}
+
 
 @dataclass(frozen=True)
 class ClientInfo:
     name: str | None = None
     version: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version}
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,12 @@ class SensitiveField:
     rule_version: str = "1"
 
     def to_dict(self) -> dict[str, str]:
-        return asdict(self)
+        return {
+            "pointer": self.pointer,
+            "kind": self.kind,
+            "rule": self.rule,
+            "rule_version": self.rule_version,
+        }
 
 
 @dataclass
@@ -137,8 +152,8 @@ class AuditEvent:
             "tool": self.tool,
             "target": self.target,
             "principal": self.principal.to_dict(),
-            "client": asdict(self.client) if self.client else None,
-            "server": asdict(self.server) if self.server else None,
+            "client": self.client.to_dict() if self.client else None,
+            "server": self.server.to_dict() if self.server else None,
             "transport": self.transport,
             "direction": self.direction,
             "protocol_version": self.protocol_version,
