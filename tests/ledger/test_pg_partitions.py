@@ -23,11 +23,13 @@ from mcp_notary.ledger.stores.pg_migrations import (
     WRITER_ROLE,
 )
 from mcp_notary.ledger.stores.pg_partitions import (
+    PRUNE_COPY_BY_MONTH,
     drop_partition,
     month_of,
     next_month,
     partition_month,
     plan_partitions,
+    remove_pruned,
 )
 from mcp_notary.ledger.stores.postgres import PostgresStore
 
@@ -228,3 +230,18 @@ def test_existing_rows_become_the_legacy_partition_unrewritten(pg_url: str) -> N
     assert "events_legacy" not in partition_sizes(pg_url)
     assert [seq for seq, _l, _c in hashes(store, "old")] == [1, 2, 3, 4, 5]
     store.close()
+
+
+def test_months_pruned_row_by_row_stay_open_to_writers(pg_url: str) -> None:
+    """Under a short `hot` period retention deletes rows of the month being written: it must
+    not lock writers out of it while its transaction runs."""
+    store = PostgresStore(pg_url)
+    append(store, "s1", [event(ts=at("2026-03", i)) for i in range(10)])
+    store.close()
+    with admin(pg_url) as owner, admin(pg_url) as writer, owner.transaction():
+        (copied,) = owner.execute(PRUNE_COPY_BY_MONTH, ("s1", 1, 5, "run-1")).fetchall()
+        assert copied == ("2026-03", 5)
+        assert remove_pruned(owner, {"s1": [(1, 5)]}, {"2026-03": 5}) == 5
+        with writer.transaction():  # before retention commits
+            writer.execute("LOCK TABLE events_2026_03 IN ROW EXCLUSIVE MODE NOWAIT")
+    assert partition_sizes(pg_url)["events_2026_03"] == 5

@@ -6,7 +6,8 @@ as for a row delete; then a month whose every row was pruned is dropped whole, a
 keeps only a few rows (never-pruned lifecycle records, held events) is compacted (its kept rows
 copied byte for byte into a fresh partition, the old one dropped), and any other month loses
 its rows one by one. A partition is dropped only if, under a lock that keeps rows from being
-added to it, it holds exactly as many rows as the run copied from it into `pruned_events`.
+added to it, it holds exactly as many rows as the run copied from it into `pruned_events`;
+the run as a whole is refused unless exactly the copied rows left `events`.
 """
 
 from __future__ import annotations
@@ -126,32 +127,32 @@ _UNPRUNED = (
 )
 
 
-def locked_count(db: psycopg.Connection[Any], name: str) -> int:
-    """Rows in partition `name`, counted under a SHARE lock held to the end of the transaction:
-    no row can be added to it (or removed) until the caller commits."""
-    part = sql.Identifier(name)
-    db.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(part))
-    row = db.execute(sql.SQL("SELECT count(*) FROM {}").format(part)).fetchone()
+def _count(db: psycopg.Connection[Any], table: sql.Composable) -> int:
+    row = db.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
     return int(row[0]) if row else 0
 
 
-def drop_partition(db: psycopg.Connection[Any], name: str, copied: int) -> None:
+def drop_partition(db: psycopg.Connection[Any], name: str, copied: int) -> int:
     """Drop partition `name`, all `copied` of whose rows this transaction has copied into
-    `pruned_events`; refused unless it holds exactly that many (under the lock, none can be
-    added meanwhile)."""
-    held = locked_count(db, name)
+    `pruned_events`. It is locked against inserts first (SHARE, to the end of the
+    transaction) and refused unless it then holds exactly that many rows."""
+    part = sql.Identifier(name)
+    db.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(part))
+    held = _count(db, part)
     if held != copied:
         raise StoreError(f"partition {name} holds {held} events, {copied} pruned; not dropped")
-    db.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
+    db.execute(sql.SQL("DROP TABLE {}").format(part))
+    return held
 
 
 def compact_partition(db: psycopg.Connection[Any], month: str, name: str) -> int:
     """Replace partition `name` by a fresh one holding only its rows not in `pruned_events`,
-    copied unchanged; return how many rows were kept."""
+    copied unchanged; return how many rows went."""
     old = sql.Identifier(f"{name}_compacting")
     db.execute(sql.SQL("ALTER TABLE events DETACH PARTITION {}").format(sql.Identifier(name)))
     db.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(name), old))
     create_partition(db, month)
+    held = _count(db, old)  # detached: no writer reaches it any more
     columns = sql.SQL(f"{EVENT_COLUMNS}, month")
     kept = db.execute(
         sql.SQL("INSERT INTO events ({cols}) SELECT {cols} " + _UNPRUNED).format(
@@ -159,7 +160,7 @@ def compact_partition(db: psycopg.Connection[Any], month: str, name: str) -> int
         )
     ).rowcount
     db.execute(sql.SQL("DROP TABLE {}").format(old))
-    return kept
+    return held - kept
 
 
 def remove_pruned(
@@ -171,7 +172,9 @@ def remove_pruned(
     month), dropping or compacting the months that allow it, inside the caller's transaction.
     Refuses (StoreError, so the caller rolls back) unless exactly those rows went."""
     parts = partitions(db)
-    sizes = {m: locked_count(db, parts[m]) for m in pruned if m in parts}  # months touched
+    # Not locked: the months left to row deletes include the current one under a short `hot`
+    # period, and writers must not wait on retention. A drop re-counts under a lock.
+    sizes = {m: _count(db, sql.Identifier(parts[m])) for m in pruned if m in parts}
     actions = plan_partitions(sizes, pruned)
     by_rows = [m for m in pruned if actions.get(m, "rows") == "rows"]
     removed = 0
@@ -185,10 +188,9 @@ def remove_pruned(
                 ).rowcount
     for month, action in sorted(actions.items()):
         if action == "drop":
-            drop_partition(db, parts[month], pruned[month])
-            removed += sizes[month]
+            removed += drop_partition(db, parts[month], pruned[month])
         elif action == "compact":
-            removed += sizes[month] - compact_partition(db, month, parts[month])
+            removed += compact_partition(db, month, parts[month])
     if removed != sum(pruned.values()):
         raise StoreError(f"pruning removed {removed} events, expected {sum(pruned.values())}")
     return removed
