@@ -95,6 +95,11 @@ def test_writers_create_their_months_partitions_through_the_function(pg_url: str
                 db.execute(statement)
         with pytest.raises(psycopg.errors.RaiseException, match="not a month"):
             db.execute("SELECT mcp_notary_event_partition('2026-01; DROP TABLE events')")
+        for far in ("1999-12", "2999-01"):  # no partition explosion from a wrong clock
+            assert db.execute("SELECT mcp_notary_event_partition(%s)", (far,)).fetchone() == (
+                False,
+            )
+    assert len(partition_sizes(pg_url)) == 4  # the default and three months, as above
     with admin(pg_url + quote(f" -crole={READER_ROLE}")) as db:  # reads, by name too
         assert db.execute("SELECT count(*) FROM events_2026_01").fetchone() == (3,)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):

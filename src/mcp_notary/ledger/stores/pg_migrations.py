@@ -310,6 +310,11 @@ BEGIN
     IF p_month !~ '^[0-9]{{4}}-(0[1-9]|1[0-2])$' THEN
         RAISE EXCEPTION 'mcp-notary: % is not a month (YYYY-MM)', p_month;
     END IF;
+    -- Bounded, so a writer (or a wrong clock) cannot make thousands of partitions: rows of a
+    -- month outside the bounds go to the default partition.
+    IF p_month < '2000-01' OR to_date(p_month, 'YYYY-MM') > now() + interval '2 months' THEN
+        RETURN false;
+    END IF;
     IF to_regclass(part) IS NOT NULL THEN
         RETURN false;
     END IF;
