@@ -26,8 +26,14 @@ from pgtest import pg_schema
 
 from mcp_notary.errors import StoreError
 from mcp_notary.ledger.stores import open_store
+from mcp_notary.ledger.writer import BATCH_MAX_EVENTS, BATCH_MAX_WAIT_S
 
 TRIALS = int(os.environ.get("MCP_NOTARY_CRASH_TRIALS", "5"))
+# What batched mode may lose: calls answered during the 10 ms batch window and the commit in
+# flight. On an idle machine the oldest lost answer was 16 ms old (25 trials on each store);
+# a loaded CI machine once lost 27 calls in one trial, which a count of 20 had refused. A
+# writer that stopped committing would lose everything answered since it stopped.
+LOSS_WINDOW_S = BATCH_MAX_WAIT_S + 0.25
 
 
 
@@ -48,10 +54,14 @@ def answered_ids(client: RawPipeClient) -> set[int]:
     }
 
 
-def crash_once(argv: list[str], env: dict[str, str], rng: random.Random) -> tuple[str, set[int]]:
-    """Run one proxy under load, SIGKILL it at a random moment; return what was answered."""
+def crash_once(
+    argv: list[str], env: dict[str, str], rng: random.Random
+) -> tuple[set[int], dict[int, float]]:
+    """Run one proxy under load, SIGKILL it at a random moment; return what was answered, and
+    how long before the kill each answer arrived (seconds)."""
     client = RawPipeClient(argv, env)
     stop = threading.Event()
+    answered_at: dict[int, float] = {}
     try:
         assert "result" in client.request(INIT)
         client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
@@ -62,10 +72,12 @@ def crash_once(argv: list[str], env: dict[str, str], rng: random.Random) -> tupl
                 i += 1
                 with contextlib.suppress(OSError, AssertionError):
                     client.request(time_call(i), timeout=5)
+                    answered_at[i] = time.monotonic()
 
         threading.Thread(target=load, daemon=True).start()
         time.sleep(rng.uniform(0.2, 1.2))
         children = descendants(client.pid)
+        killed_at = time.monotonic()
         os.kill(client.pid, signal.SIGKILL)  # wrap first: no chance to flush or say goodbye
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
@@ -73,7 +85,9 @@ def crash_once(argv: list[str], env: dict[str, str], rng: random.Random) -> tupl
         client.proc.wait(10)
         stop.set()
         time.sleep(0.1)  # let the reader thread take the last bytes the pipe held
-        return client.stderr.decode(errors="replace"), answered_ids(client)
+        answered = answered_ids(client)
+        # An answer the load thread had no time to note arrived at the kill.
+        return answered, {i: killed_at - answered_at.get(i, killed_at) for i in answered}
     finally:
         stop.set()
         client.kill_tree()
@@ -90,7 +104,7 @@ def test_kill9_loses_nothing_answered_in_strict_mode_and_only_a_tail_in_batched(
     answered_total = 0
     for trial in range(TRIALS):
         before = stored_streams(url)
-        _, answered = crash_once(argv, notary.env(), rng)
+        answered, age = crash_once(argv, notary.env(), rng)
         streams = stored_streams(url)
         new = set(streams) - set(before)
         assert len(new) == 1, f"trial {trial}: expected one new stream, got {new}"
@@ -100,10 +114,14 @@ def test_kill9_loses_nothing_answered_in_strict_mode_and_only_a_tail_in_batched(
         if durability == "strict":
             assert not missing, f"trial {trial}: answered but not stored: {sorted(missing)}"
         else:
-            # Batched: a response may overtake its record by at most the batch window, so
-            # only the last calls can be lost: a tail, never a hole.
-            assert all(m > max(calls, default=0) for m in missing), (trial, sorted(missing))
-            assert len(missing) <= 20, (trial, sorted(missing))
+            # Batched: a response may overtake its record by at most the batch window (plus
+            # the commit in flight), so only the last calls can be lost: a tail, never a hole,
+            # answered within that window of the kill, at most two batches of them.
+            assert calls, f"trial {trial}: nothing stored"
+            assert all(m > max(calls) for m in missing), (trial, sorted(missing))
+            assert len(missing) <= 2 * BATCH_MAX_EVENTS, (trial, sorted(missing))
+            late = {m: round(age[m], 3) for m in missing if age[m] > LOSS_WINDOW_S}
+            assert not late, (trial, late)
         seqs = sorted(e["seq"] for e in streams[stream])
         assert seqs == list(range(1, len(seqs) + 1)), f"trial {trial}: gap in {stream}"
         answered_total += len(answered)
