@@ -22,20 +22,18 @@ from __future__ import annotations
 
 import argparse
 import platform
-import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
 
 from lifecycle_trail import build_aged_trail
+from pgtest import pg_schema
 
 from mcp_notary.ledger.checkpointer import DEFAULT_ORIGIN_PREFIX, KeySigner
 from mcp_notary.ledger.keys import (
@@ -173,7 +171,7 @@ def main() -> None:
             speeds = {}
             for label, opener in (("postgres", open_store), ("postgres-rows", RowPruningStore)):
                 (root / label).mkdir()
-                with pg_schema(args.postgres) as url:
+                with pg_schema("bench", admin_url=args.postgres) as url:
                     speeds[label] = bench(label, url, root / label, args.events, opener)
             print(f"prune with partitions / row by row: "
                   f"{speeds['postgres'] / speeds['postgres-rows']:.2f}x")  # fmt: skip
@@ -189,20 +187,6 @@ def events_bytes(url: str) -> int:
             "SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('events')"
         ).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
-
-
-@contextmanager
-def pg_schema(admin_url: str) -> Iterator[str]:
-    import psycopg
-
-    schema = f"mcpn_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{admin_url}?options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 if __name__ == "__main__":

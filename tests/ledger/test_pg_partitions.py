@@ -11,14 +11,12 @@ import psycopg
 import pytest
 from factories import append, event
 from factories import stream_info as info
-from pgtest import partition_sizes, pg_schema
+from pgtest import make_old_store, partition_sizes, pg_schema
 
 from mcp_notary.errors import StoreError
-from mcp_notary.ledger.store import EVENT_COLUMNS, StreamHead, prepare_row
+from mcp_notary.ledger.store import StreamHead, prepare_row
 from mcp_notary.ledger.stores.pg_migrations import (
-    BOOTSTRAP,
     LATEST_VERSION,
-    MIGRATIONS,
     READER_ROLE,
     WRITER_ROLE,
 )
@@ -199,20 +197,8 @@ def test_existing_rows_become_the_legacy_partition_unrewritten(pg_url: str) -> N
         row = prepare_row(event(ts=at("2026-05", i)), "old", head)
         head = StreamHead(row.seq, row.chain_hash)
         old_rows.append(row)
+    make_old_store(pg_url, 3, old_rows)
     with admin(pg_url) as db:
-        ((schema,),) = db.execute("SELECT quote_ident(current_schema())").fetchall()
-        db.execute(BOOTSTRAP)
-        for number, name, script in MIGRATIONS[:3]:
-            db.execute(script.replace("{schema}", schema).encode())
-            db.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                       (number, name))  # fmt: skip
-        for r in old_rows:
-            db.execute(
-                f"INSERT INTO events ({EVENT_COLUMNS}) VALUES "
-                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (r.stream, r.seq, r.event_id, r.timestamp, r.kind, r.method, r.tool,
-                 r.principal_id, r.outcome, r.body, r.leaf_hash, r.chain_hash),
-            )  # fmt: skip
         ((file_node,),) = db.execute("SELECT pg_relation_filenode('events')").fetchall()
     store = PostgresStore(pg_url)  # migrates to the latest version
     with admin(pg_url) as db:

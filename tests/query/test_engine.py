@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from pgtest import pg_schema
+from pgtest import make_old_store, pg_schema
 from store_copy import copy_trail
 
 from mcp_notary.access.sqlite import SQLiteAccessStore
@@ -401,10 +401,7 @@ def test_postgres_migration_indexes_existing_events_and_damaged_bodies_still_app
     """A store made by an older release (schema 2) gets migration 3 on the next writable open:
     the expression index covers the events already there. A body that is not JSON (or not
     UTF-8) is stored, unindexed: the index is never the reason an event is lost."""
-    import psycopg
-
-    from mcp_notary.ledger.store import EVENT_COLUMNS
-    from mcp_notary.ledger.stores.pg_migrations import BOOTSTRAP, LATEST_VERSION, MIGRATIONS
+    from mcp_notary.ledger.stores.pg_migrations import LATEST_VERSION
 
     with pg_schema("migrate") as url:
         head = StreamHead()
@@ -413,20 +410,7 @@ def test_postgres_migration_indexes_existing_events_and_damaged_bodies_still_app
             row = prepare_row(_event(i, arguments={"city": "Lisbon", "n": i}), "old", head)
             head = StreamHead(row.seq, row.chain_hash)
             old_rows.append(row)
-        with psycopg.connect(url, autocommit=True) as db:
-            ((schema,),) = db.execute("SELECT quote_ident(current_schema())").fetchall()
-            db.execute(BOOTSTRAP)
-            for number, name, script in MIGRATIONS[:2]:
-                db.execute(script.replace("{schema}", schema).encode())
-                db.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                           (number, name))  # fmt: skip
-            for r in old_rows:
-                db.execute(
-                    f"INSERT INTO events ({EVENT_COLUMNS}) VALUES "
-                    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    (r.stream, r.seq, r.event_id, r.timestamp, r.kind, r.method, r.tool,
-                     r.principal_id, r.outcome, r.body, r.leaf_hash, r.chain_hash),
-                )  # fmt: skip
+        make_old_store(url, 2, old_rows)
         with pytest.raises(StoreError, match="schema version 2"):
             PostgresQueryEngine(url)  # the read side reads only the current schema
         store = PostgresStore(url)  # migrates

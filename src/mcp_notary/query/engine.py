@@ -10,13 +10,14 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from mcp_notary.errors import ConfigError
-from mcp_notary.ledger.store import EventRow
+from mcp_notary.ledger.store import EventRow, event_row
 from mcp_notary.query.index import Progress
 from mcp_notary.query.model import Cursor, Page, Query
 
 __all__ = [
     "Activity",
     "QueryEngine",
+    "SqlQueryEngine",
     "activity_counts",
     "column_filters",
     "iterate_pages",
@@ -69,6 +70,40 @@ class QueryEngine(Protocol):
     ) -> Activity: ...
 
     def close(self) -> None: ...
+
+
+class SqlQueryEngine:
+    """The reads both engines make alike, once a subclass says how to fetch rows, how to phrase
+    a search, and which placeholder its driver takes."""
+
+    placeholder: str
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        raise NotImplementedError
+
+    def _search_sql(self, query: Query) -> tuple[str, list[Any]]:
+        raise NotImplementedError
+
+    def search(self, query: Query) -> Page:
+        """One page of matches in `query.sort` order."""
+        sql, params = self._search_sql(query)
+        return page_of([event_row(r) for r in self._fetch(sql, params)], query.limit)
+
+    def iterate(self, query: Query, page_size: int = 1000) -> Iterator[EventRow]:
+        """Every match in `query.sort` order, a page at a time (for exports and the CLI)."""
+        return iterate_pages(self.search, query, page_size)
+
+    def get(self, event_id: str) -> EventRow | None:
+        rows = self._fetch(
+            f"SELECT {EVENT_SELECT} FROM events AS e WHERE e.event_id = {self.placeholder} LIMIT 1",
+            (event_id,),
+        )
+        return event_row(rows[0]) if rows else None
+
+    def activity(
+        self, since: str | None, until: str | None, principal: str | None = None
+    ) -> Activity:
+        return activity_counts(self._fetch, self.placeholder, since, until, principal)
 
 
 def page_of(rows: list[EventRow], limit: int | None) -> Page:

@@ -10,22 +10,18 @@ Reads use their own session with `default_transaction_read_only` on, and a deadl
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from mcp_notary.ledger.store import EventRow, event_row
 from mcp_notary.ledger.stores.pg_session import PgSession, QueryCanceled
 from mcp_notary.query.engine import (
     EVENT_SELECT,
-    Activity,
-    activity_counts,
+    SqlQueryEngine,
     column_filters,
-    iterate_pages,
     keyset,
-    page_of,
 )
 from mcp_notary.query.index import Progress
-from mcp_notary.query.model import Page, Query, QueryError, tsquery_expression
+from mcp_notary.query.model import Query, QueryError, tsquery_expression
 
 __all__ = ["PostgresQueryEngine", "build_pg_search_sql"]
 
@@ -77,8 +73,10 @@ def build_pg_search_sql(query: Query) -> tuple[str, list[Any]]:
     return sql, params
 
 
-class PostgresQueryEngine:
+class PostgresQueryEngine(SqlQueryEngine):
     """Read-side queries over one PostgreSQL store (the URL's `search_path`)."""
+
+    placeholder = "%s"
 
     def __init__(self, url: str, *, deadline_s: float = DEFAULT_DEADLINE_S) -> None:
         self.deadline_s = deadline_s
@@ -107,25 +105,8 @@ class PostgresQueryEngine:
                 f"the query took longer than {self.deadline_s:g} s: narrow it"
             ) from exc
 
-    def search(self, query: Query) -> Page:
-        """One page of matches in `query.sort` order."""
-        sql, params = build_pg_search_sql(query)
-        return page_of([event_row(r) for r in self._fetch(sql, params)], query.limit)
-
-    def iterate(self, query: Query, page_size: int = 1000) -> Iterator[EventRow]:
-        """Every match in `query.sort` order, a page at a time (for exports and the CLI)."""
-        return iterate_pages(self.search, query, page_size)
-
-    def get(self, event_id: str) -> EventRow | None:
-        rows = self._fetch(
-            f"SELECT {EVENT_SELECT} FROM events AS e WHERE e.event_id = %s LIMIT 1", (event_id,)
-        )
-        return event_row(rows[0]) if rows else None
-
-    def activity(
-        self, since: str | None, until: str | None, principal: str | None = None
-    ) -> Activity:
-        return activity_counts(self._fetch, "%s", since, until, principal)
+    def _search_sql(self, query: Query) -> tuple[str, list[Any]]:
+        return build_pg_search_sql(query)
 
     def close(self) -> None:
         self._session.close()

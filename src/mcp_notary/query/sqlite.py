@@ -9,27 +9,21 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from mcp_notary.errors import StoreError
-from mcp_notary.ledger.store import (
-    EventRow,
-    event_row,
-)
 from mcp_notary.query.engine import (
     EVENT_SELECT,
     Activity,
-    activity_counts,
+    SqlQueryEngine,
     column_filters,
-    iterate_pages,
     keyset,
-    page_of,
 )
 from mcp_notary.query.index import FTS_TABLE, Progress, SearchIndex, index_ready
-from mcp_notary.query.model import Page, Query, QueryError, fts_expression
+from mcp_notary.query.model import Query, QueryError, fts_expression
 
 __all__ = [
     "Activity",
@@ -39,7 +33,6 @@ __all__ = [
     "readonly_connection",
 ]
 
-_COLUMNS = EVENT_SELECT
 _BODY = "CAST(e.body AS TEXT)"
 DEFAULT_DEADLINE_S = 10.0
 # Above this many index matches, walking the time index beats sorting the matches (measured
@@ -116,7 +109,7 @@ def build_search_sql(query: Query, indexed: bool, *, dense: bool = False) -> tup
     cursor_where, cursor_params, order_by = keyset(query, "?")
     where += cursor_where
     params += cursor_params
-    sql = f"SELECT {_COLUMNS} FROM events AS e"
+    sql = f"SELECT {EVENT_SELECT} FROM events AS e"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += order_by
@@ -126,8 +119,10 @@ def build_search_sql(query: Query, indexed: bool, *, dense: bool = False) -> tup
     return sql, params
 
 
-class SQLiteQueryEngine:
+class SQLiteQueryEngine(SqlQueryEngine):
     """Read-side queries over one SQLite store file."""
+
+    placeholder = "?"
 
     def __init__(self, path: str | Path, *, deadline_s: float = DEFAULT_DEADLINE_S) -> None:
         self.path = Path(path)
@@ -192,25 +187,8 @@ class SQLiteQueryEngine:
         )
         return int(found[0][0]) >= DENSE_MATCHES
 
-    def search(self, query: Query) -> Page:
-        """One page of matches in `query.sort` order."""
-        sql, params = build_search_sql(query, self.indexed, dense=self._dense(query))
-        return page_of([event_row(r) for r in self._fetch(sql, params)], query.limit)
-
-    def iterate(self, query: Query, page_size: int = 1000) -> Iterator[EventRow]:
-        """Every match in `query.sort` order, a page at a time (for exports and the CLI)."""
-        return iterate_pages(self.search, query, page_size)
-
-    def get(self, event_id: str) -> EventRow | None:
-        rows = self._fetch(
-            f"SELECT {_COLUMNS} FROM events AS e WHERE e.event_id = ? LIMIT 1", (event_id,)
-        )
-        return event_row(rows[0]) if rows else None
-
-    def activity(
-        self, since: str | None, until: str | None, principal: str | None = None
-    ) -> Activity:
-        return activity_counts(self._fetch, "?", since, until, principal)
+    def _search_sql(self, query: Query) -> tuple[str, list[Any]]:
+        return build_search_sql(query, self.indexed, dense=self._dense(query))
 
     def close(self) -> None:
         with self._lock:
