@@ -42,7 +42,9 @@ def launch_facts() -> dict[str, Any]:
     }
     command = _process_command(parent)
     if command:
-        facts["parent_command"] = command[:200]
+        # Whole: redaction cuts it to size after scanning it, never before (a token cut in
+        # half is no longer one a rule recognises).
+        facts["parent_command"] = command
     return facts
 
 

@@ -15,7 +15,6 @@ translation. Rules that must accept non-ASCII letters (e-mail addresses) say `\x
 
 from __future__ import annotations
 
-import operator
 import os
 import re
 from collections.abc import Sequence
@@ -59,9 +58,12 @@ def _pick(
 
 
 class RuleMatcher:
-    """Finds, from a position on, the leftmost match of any rule, with the rule that matched
-    and its `s*` (secret) and `k` (key) groups. Rules are regex sources in priority order:
-    where two match at the same place, the earlier one wins (leftmost-first alternation)."""
+    """Finds, from a position on, the leftmost position where any rule matches, with every
+    rule that matches there and its `s*` (secret) and `k` (key) groups. Rules are regex
+    sources in priority order."""
+
+    _singles: list[Any]
+    _single_groups: list[tuple[tuple[int, ...], int | None]]
 
     def __init__(self, patterns: Sequence[str], engine: str | None = None) -> None:
         self.engine = engine or ENGINE
@@ -71,26 +73,20 @@ class RuleMatcher:
         else:
             self._init_re(patterns)
 
-    # stdlib: one alternation with every rule's groups, renamed per rule. `re` reports all
-    # group spans in C (`regs`), so one match says everything.
+    # stdlib: a group-free alternation finds where the next match is; each rule's own
+    # pattern, tried there, says which rules match and gives their groups.
     def _init_re(self, patterns: Sequence[str]) -> None:
-        branches = [
-            f"(?P<r{i}>" + _NAMED.sub(f"(?P<r{i}_\\1>", p) + ")" for i, p in enumerate(patterns)
-        ]
-        self._combined = re.compile("|".join(branches).encode("ascii"))
-        index = self._combined.groupindex
-        self._outer = [index[f"r{i}"] for i in range(self._n)]
-        self._groups = [
+        plain = "|".join(_NAMED.sub("(?:", p) for p in patterns)
+        self._combined = re.compile(plain.encode("ascii"))
+        self._singles = [re.compile(p.encode("ascii")) for p in patterns]
+        self._single_groups = [
             (
-                tuple(index[f"r{i}_{n}"] for n in _SECRET_NAMES if f"r{i}_{n}" in index),
-                index.get(f"r{i}_k"),
+                tuple(s.groupindex[n] for n in _SECRET_NAMES if n in s.groupindex),
+                s.groupindex.get("k"),
             )
-            for i in range(self._n)
+            for s in self._singles
         ]
-        self._rule_at = [0] * (max(index.values()) + 1)
-        for i, g in enumerate(self._outer):
-            for j in range(g, len(self._rule_at)):
-                self._rule_at[j] = i
+        self._raw = False
 
     # RE2: a group-free alternation finds where the next match is (RE2 is twice as fast when
     # it need not report groups, and most scans find nothing); a RE2 Set says which rules can
@@ -127,38 +123,51 @@ class RuleMatcher:
             self._finder_raw = raw
             self._singles_raw = [s._regexp for s in self._singles]
 
-    def find(self, data: bytes, pos: int) -> Found | None:
+    def find(self, data: bytes, pos: int) -> list[Found]:
+        """Every rule that matches at the leftmost position (from `pos`) where any rule
+        matches, in priority order; [] when none does. All of them, not only the first: a
+        rule listed earlier may match less there than a later one (`aws_secret_access_key=`
+        takes 40 characters, the assignment rule the whole value), and redaction takes the
+        union."""
+        size = len(data)
         if self.engine != "re2":
             m = self._combined.search(data, pos)
             if m is None:
-                return None
-            regs = m.regs
-            i = self._rule_at[list(map(_FIRST, regs)).index(regs[0][0], 1)]
-            secret, key = _pick(regs, *self._groups[i])
-            return i, regs[0], secret, key
-        size = len(data)
-        if self._raw:
-            whole = self._finder_raw.Match(self._unanchored, data, pos, size)[0]
-            if whole[0] < 0:
-                return None
+                return []
+            begin, end = m.span()
+            window = min(size, end + _WINDOW)
+            candidates: Sequence[int] = [
+                i for i, single in enumerate(self._singles) if single.match(data, begin, window)
+            ]
         else:
-            m = self._finder.search(data, pos)
-            if m is None:
-                return None
-            whole = m.span()
-        begin, end = whole
-        # One byte of right context, so a rule ending in \b sees what follows it.
-        for i in sorted(self._set.Match(data[begin : end + 1]) or ()):
-            spans = self._match_rule(i, data, begin, size)
-            if spans is not None and tuple(spans[0]) == tuple(whole):
-                secret, key = _pick(spans, *self._single_groups[i])
-                return i, spans[0], secret, key
-        for i in range(self._n):  # the Set was misled by the cut context: ask in order
+            if self._raw:
+                begin, end = self._finder_raw.Match(self._unanchored, data, pos, size)[0]
+                if begin < 0:
+                    return []
+            else:
+                found = self._finder.search(data, pos)
+                if found is None:
+                    return []
+                begin, end = found.span()
+            # Which rules can match at `begin` (the Set is anchored there), judged on the
+            # match plus some right context: enough for a rule that matches more than the
+            # leftmost-first winner, and for one ending in \b to see what follows.
+            candidates = sorted(self._set.Match(data[begin : end + _WINDOW]) or ())
+        out: list[Found] = []
+        for i in candidates:
             spans = self._match_rule(i, data, begin, size)
             if spans is not None:
                 secret, key = _pick(spans, *self._single_groups[i])
-                return i, spans[0], secret, key
-        raise AssertionError("no rule matches where the combined pattern did")
+                out.append((i, spans[0], secret, key))
+        if not out:  # the cut context misled the Set: ask every rule in order
+            for i in range(self._n):
+                spans = self._match_rule(i, data, begin, size)
+                if spans is not None:
+                    secret, key = _pick(spans, *self._single_groups[i])
+                    out.append((i, spans[0], secret, key))
+        if not out:
+            raise AssertionError("no rule matches where the combined pattern did")
+        return out
 
     def _match_rule(self, i: int, data: bytes, begin: int, size: int) -> Sequence[Span] | None:
         if self._raw:
@@ -167,7 +176,7 @@ class RuleMatcher:
             )
             return spans if spans[0][0] >= 0 else None
         m = self._singles[i].match(data, begin)
-        return None if m is None else [m.span(g) for g in range(self._singles[i].groups + 1)]
+        return None if m is None else m.regs
 
 
-_FIRST = operator.itemgetter(0)
+_WINDOW = 257

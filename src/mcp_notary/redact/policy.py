@@ -161,10 +161,15 @@ class PolicyRedactor:
                     descend(nodes, "error", "data"),
                     bounded(resolved.summary_chars),
                 )
-        # Everything else is queued too and scanned in the one flush below.
+        # Everything else is queued too and scanned in the one flush below. Tool and method
+        # names and JSON-RPC ids are chosen by whoever sent the message: scanned like the rest.
         loose: dict[str, Any] = {}
-        if draft.target is not None:
-            scrub.later(loose, "target", draft.target, "/target")
+        for name in ("target", "tool", "method", "jsonrpc_id"):
+            value = getattr(draft, name)
+            if isinstance(value, str):
+                scrub.later(loose, name, value, f"/{name}")
+            elif isinstance(value, int) and not isinstance(value, bool):
+                loose[name] = scrub.number(value, f"/{name}")
         details = draft.details
         if details:
             details = scrub.value(details, "/details", (), DETAILS)
@@ -175,8 +180,8 @@ class PolicyRedactor:
             timestamp=draft.timestamp,
             kind=draft.kind,
             principal=draft.principal,
-            method=draft.method,
-            tool=draft.tool,
+            method=loose.get("method"),
+            tool=loose.get("tool"),
             target=loose.get("target"),
             arguments=arguments,
             outcome=draft.outcome,
@@ -187,7 +192,7 @@ class PolicyRedactor:
             transport=draft.transport,
             direction=draft.direction,
             protocol_version=draft.protocol_version,
-            jsonrpc_id=draft.jsonrpc_id,
+            jsonrpc_id=loose.get("jsonrpc_id"),
             duration_ms=draft.duration_ms,
             error=error,
             trace_id=draft.trace_id,

@@ -35,25 +35,43 @@ class Rule:
     skip: bool = False  # matches are left alone (our own markers)
 
 
-# Key names that carry secrets in `key=value` text. Must END the key; the check then applies
-# the same word-based judgement as JSON keys (keynames.py), so `compass=` or `bypass:` pass.
+# Key names that carry secrets in `key=value` text. The key must contain one of these terms;
+# the check then applies the same word-based judgement as JSON keys (keynames.py) to the
+# whole key, so `compass=`, `bypass:` and `token_count=` pass and `AUTH_TOKEN_2=` does not.
 _TERMS = (
-    r"(?i:pass(?:word|wd|phrase)?|pwd|secret|token|api[_.\-]?key|"
-    r"(?:access|secret|private|signing|encryption|master|account|client|session|auth|"
-    r"subscription|license|app|application|consumer|shared|storage|service)[_.\-]?key|"
+    r"(?i:pass(?:word|wd|phrase|code)?|pwd|secret|token|jwt|privkey|api[_.\-]?key|"
+    r"(?:access|secret|private|signing|sign|encryption|encrypt|decryption|decrypt|master|"
+    r"account|client|session|auth|subscription|license|app|application|consumer|webhook|"
+    r"shared|storage|service|hmac|aes|rsa|ssh|gpg|pgp|crypto|cipher|root|deploy|bot|admin|"
+    r"write|ingest)[_.\-]?key|"
     r"credentials?|creds|authorization|auth|sig|session[_.\-]?id|jsessionid|phpsessid)"
 )
-_KEY = r"(?P<k>[A-Za-z0-9_.\-]*" + _TERMS + r")"
+_KEY = r"(?P<k>[A-Za-z0-9_.\-]*" + _TERMS + r"[A-Za-z0-9_.\-]{0,40})"
 _CLOSE_QUOTE = r"(?:\\?[\"'])?"
 _SEP = r"[ \t]*(?::=|=>|[:=])[ \t]*"
+_SCHEME = r"(?:(?i:bearer|basic|token|digest|negotiate|ntlm)[ \t]+)?"
+_BARE = r"[^\s\"'<>\x00]+"
 # A value: \"escaped-quoted\", "quoted", 'quoted', or bare (optionally after an auth scheme).
+# A bare value glued to `=` (`PASSWORD=x ./run`, shell style) is one word; after `:` or a
+# spaced `=` (`password = correct horse battery staple`, config style) it runs on to the end
+# of the line, and the check cuts it before a following `name=` parameter.
 _VALUE = (
-    r"(?:\\\"(?P<s1>[^\"\\\r\n\x00]+)\\\""
+    r"(?:" + _SEP + r"(?:\\\"(?P<s1>[^\"\\\r\n\x00]+)\\\""
     r"|\"(?P<s2>(?:[^\"\\\r\n\x00]|\\.)+)\""
-    r"|'(?P<s3>[^'\r\n\x00]+)'"
-    r"|(?:(?i:bearer|basic|token|digest|negotiate|ntlm)[ \t]+)?(?P<s4>[^\s\"'<>\x00]+))"
+    r"|'(?P<s3>[^'\r\n\x00]+)')"
+    r"|(?::=|=>|=)" + _SCHEME + r"(?P<s4>" + _BARE + r")"
+    r"|(?:[ \t]*:|[ \t]+(?::=|=>|=)|(?::=|=>|=)[ \t]+)[ \t]*" + _SCHEME
+    + r"(?P<s5>" + _BARE + r"(?:[ \t]+" + _BARE + r")*))"
 )
 _TOKEN_CHARS = r"[0-9A-Za-z_\-]"
+_PEM_LABEL = (
+    r"[ \t]*(?i:{0})[ \tA-Za-z0-9]{{0,40}}(?i:private)[ \t]+(?i:key)(?:[ \t]+(?i:block))?[ \t]*"
+)
+# Programs whose `-pPASSWORD` (no space) is a password: MySQL and MariaDB clients.
+_MYSQL = (
+    r"(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mysqlcheck|mysqlsh|mariadb|"
+    r"mariadb-dump|mariadb-admin|mariadb-import|mariadb-show|mariadb-check)"
+)
 
 _MARKER = Rule(
     id="marker",
@@ -67,8 +85,11 @@ SECRET_RULES: tuple[Rule, ...] = (
     Rule(
         "secret.private_key",
         "private_key",
-        r"-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----(?:[^\-\x00]|-[^\-\x00])*"
-        r"(?:-----END[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----)?",
+        # Armour in any case and with any spacing (`-----begin rsa private key-----`,
+        # `----- BEGIN  RSA PRIVATE KEY -----`): the body is as secret either way.
+        r"-{5}" + _PEM_LABEL.format("BEGIN") + r"-{5}(?:[^\-\x00]|-[^\-\x00])*"
+        r"(?:-{5}" + _PEM_LABEL.format("END") + r"-{5})?",
+        version="2",
     ),
     Rule(
         "secret.aws_secret_access_key",
@@ -88,7 +109,8 @@ SECRET_RULES: tuple[Rule, ...] = (
     Rule(
         "secret.assignment",
         "secret",
-        r"\b" + _KEY + _CLOSE_QUOTE + _SEP + _VALUE,
+        r"\b" + _KEY + _CLOSE_QUOTE + _VALUE,
+        version="2",
         check=v.check_assignment,
     ),
     Rule(
@@ -96,6 +118,27 @@ SECRET_RULES: tuple[Rule, ...] = (
         "secret",
         r"--" + _KEY + r"[ \t]+(?P<s>[^\s\"'\-\x00][^\s\"'\x00]*)",
         check=v.check_key_value,
+    ),
+    Rule(
+        "secret.curl_user",
+        "password",
+        # `curl -u user:password`, `--user=user:password`, `-uuser:password`; the user stays.
+        r"\bcurl\b[^\r\n\x00]{0,400}?[ \t](?:-u|--user)(?:[ \t]+|=)?[\"']?[^\s\"':\x00]*:"
+        r"(?P<s>[^\s\"'\x00]+)",
+        check=v.check_not_marker,
+    ),
+    Rule(
+        "secret.mysql_password",
+        "password",
+        # `mysql -u root -pPASSWORD`: the password is glued to -p (`-p` alone prompts).
+        r"\b" + _MYSQL + r"\b[^\r\n\x00]{0,400}?[ \t]-p[\"']?(?P<s>[^\s\"'\x00]+)",
+        check=v.check_not_marker,
+    ),
+    Rule(
+        "secret.sshpass",
+        "password",
+        r"\bsshpass\b[ \t]+-p[ \t]*[\"']?(?P<s>[^\s\"'\x00]+)",
+        check=v.check_not_marker,
     ),
     Rule(
         "secret.xml_element",
@@ -117,60 +160,60 @@ SECRET_RULES: tuple[Rule, ...] = (
         check=v.check_url_password,
     ),
     Rule("secret.aws_access_key_id", "aws_access_key_id",
-         r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b"),
-    Rule("secret.google_api_key", "google_api_key", r"\bAIza" + _TOKEN_CHARS + "{35}"),
+         r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|\bACCA)[A-Z0-9]{16}\b"),
+    Rule("secret.google_api_key", "google_api_key", r"AIza" + _TOKEN_CHARS + "{35}"),
     Rule("secret.google_oauth_client_secret", "google_oauth_client_secret",
-         r"\bGOCSPX-" + _TOKEN_CHARS + "{28}"),
-    Rule("secret.google_oauth_token", "google_oauth_token", r"\bya29\." + _TOKEN_CHARS + "{20,}"),
+         r"GOCSPX-" + _TOKEN_CHARS + "{28}"),
+    Rule("secret.google_oauth_token", "google_oauth_token", r"ya29\." + _TOKEN_CHARS + "{20,}"),
     Rule("secret.azure_ad_client_secret", "azure_client_secret",
          r"\b[0-9A-Za-z_~.]{3}[0-9]Q~[0-9A-Za-z_~.\-]{31,34}"),
-    Rule("secret.github_token", "github_token", r"\bgh[pousr]_[0-9A-Za-z]{36,}"),
-    Rule("secret.github_fine_grained_pat", "github_token", r"\bgithub_pat_[0-9A-Za-z_]{60,}"),
+    Rule("secret.github_token", "github_token", r"gh[pousr]_[0-9A-Za-z]{36,}"),
+    Rule("secret.github_fine_grained_pat", "github_token", r"github_pat_[0-9A-Za-z_]{60,}"),
     Rule("secret.gitlab_token", "gitlab_token",
-         r"\bgl(?:pat|dt|rt|ptt|cbt|oas|soat|ft|imt|agent|ds|ffct)-" + _TOKEN_CHARS + "{20,}"),
-    Rule("secret.gitlab_runner_token", "gitlab_token", r"\bGR1348941" + _TOKEN_CHARS + "{20,}"),
-    Rule("secret.slack_token", "slack_token", r"\bxox[abposre]-[0-9A-Za-z\-]{10,}"),
-    Rule("secret.slack_app_token", "slack_token", r"\bxapp-[0-9]-[0-9A-Za-z\-]{10,}"),
+         r"gl(?:pat|dt|rt|ptt|cbt|oas|soat|ft|imt|agent|ds|ffct)-" + _TOKEN_CHARS + "{20,}"),
+    Rule("secret.gitlab_runner_token", "gitlab_token", r"GR1348941" + _TOKEN_CHARS + "{20,}"),
+    Rule("secret.slack_token", "slack_token", r"xox[abposre]-[0-9A-Za-z\-]{10,}"),
+    Rule("secret.slack_app_token", "slack_token", r"xapp-[0-9]-[0-9A-Za-z\-]{10,}"),
     Rule("secret.slack_webhook", "slack_webhook",
          r"hooks\.slack\.com/(?:services|workflows|triggers)/(?P<s>[0-9A-Za-z_/]{20,})"),
-    Rule("secret.stripe_key", "stripe_key", r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}"),
-    Rule("secret.stripe_webhook_secret", "stripe_key", r"\bwhsec_[0-9A-Za-z]{24,}"),
+    Rule("secret.stripe_key", "stripe_key", r"(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}"),
+    Rule("secret.stripe_webhook_secret", "stripe_key", r"whsec_[0-9A-Za-z]{24,}"),
     Rule("secret.anthropic_api_key", "anthropic_api_key",
-         r"\bsk-ant-[a-z]{3,8}[0-9]{2}-" + _TOKEN_CHARS + "{40,}"),
+         r"sk-ant-[a-z]{3,8}[0-9]{2}-" + _TOKEN_CHARS + "{40,}"),
     Rule("secret.openai_api_key", "openai_api_key",
          r"\bsk-(?:proj-|svcacct-|admin-)?" + _TOKEN_CHARS + "{20,}"),
-    Rule("secret.npm_token", "npm_token", r"\bnpm_[0-9A-Za-z]{36}"),
-    Rule("secret.pypi_token", "pypi_token", r"\bpypi-AgE" + _TOKEN_CHARS + "{50,}"),
-    Rule("secret.vault_token", "vault_token", r"\bhv[sbr]\." + _TOKEN_CHARS + "{24,}"),
+    Rule("secret.npm_token", "npm_token", r"npm_[0-9A-Za-z]{36}"),
+    Rule("secret.pypi_token", "pypi_token", r"pypi-AgE" + _TOKEN_CHARS + "{50,}"),
+    Rule("secret.vault_token", "vault_token", r"hv[sbr]\." + _TOKEN_CHARS + "{24,}"),
     Rule("secret.twilio_api_key", "twilio_api_key", r"\bSK[0-9a-fA-F]{32}\b"),
     Rule("secret.sendgrid_api_key", "sendgrid_api_key",
          r"\bSG\." + _TOKEN_CHARS + r"{16,32}\." + _TOKEN_CHARS + "{16,64}"),
     Rule("secret.mailgun_api_key", "mailgun_api_key", r"\bkey-[0-9a-f]{32}\b"),
     Rule("secret.mailchimp_api_key", "mailchimp_api_key", r"\b[0-9a-f]{32}-us[0-9]{1,2}\b"),
     Rule("secret.huggingface_token", "huggingface_token", r"\bhf_[A-Za-z]{34,}"),
-    Rule("secret.digitalocean_token", "digitalocean_token", r"\bdo[opr]_v1_[0-9a-f]{64}"),
-    Rule("secret.shopify_token", "shopify_token", r"\bshp(?:at|ca|pa|ss)_[0-9a-fA-F]{32}"),
+    Rule("secret.digitalocean_token", "digitalocean_token", r"do[opr]_v1_[0-9a-f]{64}"),
+    Rule("secret.shopify_token", "shopify_token", r"shp(?:at|ca|pa|ss)_[0-9a-fA-F]{32}"),
     Rule("secret.atlassian_api_token", "atlassian_api_token",
-         r"\bATATT3[0-9A-Za-z_\-=]{100,}"),
+         r"ATATT3[0-9A-Za-z_\-=]{100,}"),
     Rule("secret.databricks_token", "databricks_token", r"\bdapi[0-9a-f]{32}"),
-    Rule("secret.linear_api_key", "linear_api_key", r"\blin_api_[0-9A-Za-z]{40}"),
+    Rule("secret.linear_api_key", "linear_api_key", r"lin_api_[0-9A-Za-z]{40}"),
     Rule("secret.doppler_token", "doppler_token",
-         r"\bdp\.(?:pt|st|sa|ct|scim|audit)\.[0-9A-Za-z]{40,}"),
-    Rule("secret.square_token", "square_token", r"\bsq0(?:atp|csp)-" + _TOKEN_CHARS + "{22,}"),
+         r"dp\.(?:pt|st|sa|ct|scim|audit)\.[0-9A-Za-z]{40,}"),
+    Rule("secret.square_token", "square_token", r"sq0(?:atp|csp)-" + _TOKEN_CHARS + "{22,}"),
     Rule("secret.telegram_bot_token", "telegram_bot_token",
          r"\b[0-9]{8,10}:AA" + _TOKEN_CHARS + "{33}"),
-    Rule("secret.postman_api_key", "postman_api_key", r"\bPMAK-[0-9a-f]{24}-[0-9a-f]{34}"),
+    Rule("secret.postman_api_key", "postman_api_key", r"PMAK-[0-9a-f]{24}-[0-9a-f]{34}"),
     Rule("secret.grafana_token", "grafana_token",
-         r"\b(?:glsa_[0-9A-Za-z]{32}_[0-9a-fA-F]{8}|glc_[0-9A-Za-z+/]{32,}={0,2})"),
-    Rule("secret.new_relic_key", "new_relic_key", r"\bNRAK-[0-9A-Z]{27}"),
-    Rule("secret.sentry_token", "sentry_token", r"\bsntr[ysu]_[0-9A-Za-z+/=_\-]{40,}"),
-    Rule("secret.heroku_token", "heroku_token", r"\bHRKU-" + _TOKEN_CHARS + "{40,}"),
-    Rule("secret.age_secret_key", "age_secret_key", r"\bAGE-SECRET-KEY-1[0-9A-Z]{58}"),
+         r"(?:glsa_[0-9A-Za-z]{32}_[0-9a-fA-F]{8}|glc_[0-9A-Za-z+/]{32,}={0,2})"),
+    Rule("secret.new_relic_key", "new_relic_key", r"NRAK-[0-9A-Z]{27}"),
+    Rule("secret.sentry_token", "sentry_token", r"sntr[ysu]_[0-9A-Za-z+/=_\-]{40,}"),
+    Rule("secret.heroku_token", "heroku_token", r"HRKU-" + _TOKEN_CHARS + "{40,}"),
+    Rule("secret.age_secret_key", "age_secret_key", r"AGE-SECRET-KEY-1[0-9A-Z]{58}"),
     Rule("secret.dropbox_token", "dropbox_token", r"\bsl\." + _TOKEN_CHARS + "{130,}"),
     Rule(
         "secret.jwt",
         "jwt",
-        r"\beyJ" + _TOKEN_CHARS + r"{5,}\." + _TOKEN_CHARS + r"{5,}\." + _TOKEN_CHARS + "*"
+        r"eyJ" + _TOKEN_CHARS + r"{5,}\." + _TOKEN_CHARS + r"{5,}\." + _TOKEN_CHARS + "*"
         r"(?:\." + _TOKEN_CHARS + r"*\." + _TOKEN_CHARS + "*)?",
     ),
 )

@@ -183,11 +183,12 @@ def _blocks(
 
         def finish() -> None:
             joined = "\n".join(shown)
+            prefix = cut(joined, chars)
             if shown:
-                out["text"] = cut(joined, chars)
-                if len(out["text"]) < len(joined):
+                if len(prefix) < len(joined):
                     out["truncated"] = True
-            if not shown or len(out["text"]) < len(joined) or len(shown) < len(texts):
+                scrub.final(out, "text", prefix, f"{ROOT}/text")
+            if not shown or len(prefix) < len(joined) or len(shown) < len(texts):
                 whole = "\n".join(texts).encode("utf-8", "surrogatepass")
                 out["text_digest"] = scrub.digest(whole)  # of all of it, unredacted
 

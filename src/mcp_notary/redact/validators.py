@@ -140,9 +140,9 @@ _PLACEHOLDER = re.compile(
     re.IGNORECASE,
 )
 _MARKER = re.compile(r"\[(?:REDACTED|DROPPED):[^\]]*\]")
-# A value that runs on into `&next=`, `;Next=` or `, next=` is a query string or connection
-# string whose next parameter is not part of the secret.
-_NEXT_PARAM = re.compile(r"[&;,]\s*[A-Za-z_][\w.\-]*=")
+# A value that runs on into `&next=`, `;Next=`, `, next=`, `, next:` or ` next=` is a query
+# string, connection string or log line whose next parameter is not part of the secret.
+_NEXT_PARAM = re.compile(r"[&;,]\s*[A-Za-z_][\w.\-]*[=:]|[ \t]+[A-Za-z_][\w.\-]*=")
 # Words that follow "password:" in prose ("Password: click the link") rather than a password.
 _PROSE_WORDS = frozenset(
     str.split(
@@ -160,10 +160,10 @@ def check_assignment(candidate: str, key: str) -> int | None:
     cut = _NEXT_PARAM.search(value)
     if cut is not None:
         value = value[: cut.start()]
-    value = value.rstrip(",;")
+    value = value.rstrip(",; \t")
     if not value or _PLACEHOLDER.fullmatch(value) or _MARKER.fullmatch(value):
         return None
-    if value.lower() in _PROSE_WORDS:
+    if value.split()[0].lower() in _PROSE_WORDS:
         return None
     return len(value)
 

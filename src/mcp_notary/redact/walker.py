@@ -40,6 +40,13 @@ _MARKER_OPEN = "[REDACTED:"
 _JSON_START = frozenset("{[ \t\r\n")
 _PLAIN_MIN = MIN_DETECTABLE
 _MAX_NESTING = 64  # deeper JSON is described, not copied (and cannot exhaust the stack)
+_BIG_INT = 10**12  # integers this large may be card numbers: scanned as their digits
+# Private members of a JSON Web Key (RFC 7518 section 6): the key itself.
+_JWK_PRIVATE = frozenset(("d", "p", "q", "dp", "dq", "qi", "k", "oth", "priv"))
+_JWK_TYPES = frozenset(("RSA", "EC", "OKP", "oct", "AKP"))
+# `{"name": "DB_PASSWORD", "value": "..."}`: environment lists, HAR headers, form fields.
+_NAME_MEMBERS = ("name", "key", "Name", "Key")
+_VALUE_MEMBERS = ("value", "Value")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +63,7 @@ class Mode:
 
 
 PLAIN = Mode()
-DETAILS = Mode(drop_meta=False)
+DETAILS = Mode(drop_meta=False, limit=1024)  # cut after redaction, never before
 
 
 @lru_cache(maxsize=64)
@@ -107,6 +114,26 @@ def _blob_member(obj: dict[str, Any]) -> str | None:
     return None
 
 
+def _paired_values(items: list[Any]) -> dict[int, str] | None:
+    """Items that are the value of a name-value pair spelled as an array: `["password", "x"]`,
+    or `["--token", "x"]` in an argument vector. Index -> kind."""
+    found: dict[int, str] | None = None
+    n = len(items)
+    for i, item in enumerate(items[:-1]):
+        if item.__class__ is not str or not item or (n != 2 and item[0] != "-"):
+            continue
+        if len(item) > 256 or " " in item:  # a sentence, not a name
+            continue
+        name = item.lstrip("-")
+        if "=" in name:
+            continue
+        kind = sensitive_key_kind(name)
+        if kind is not None:
+            found = found or {}
+            found[i + 1] = kind
+    return found
+
+
 def looks_json(text: str) -> bool:
     head = text[:1]
     if head not in ("{", "[") and not head.isspace():
@@ -155,6 +182,25 @@ class Scrubber:
     def record(self, pointer: str, kind: str, rule: str, version: str = "1") -> None:
         self._fields[(pointer, kind, rule, version)] = None
 
+    def _too_deep(self, placeholder: str, pointer: str, mode: Mode) -> str:
+        """What stands for a container past a depth limit. The hard limit fails closed and
+        says so in the manifest; a summary's own shallower limit is its documented shape."""
+        if mode.max_depth is None:
+            self.record(pointer, "depth_limit", "limit.depth")
+        return placeholder
+
+    def number(self, value: int, pointer: str) -> Any:
+        """An integer as stored: a large one whose digits a detector matches (a card number
+        sent as a JSON number) becomes a marker like the same digits in a string."""
+        if -_BIG_INT < value < _BIG_INT:
+            return value
+        found = self.detectors.redact(str(value), self.key)
+        if not found.hits:
+            return value
+        for hit in found.hits:
+            self.record(pointer, hit.kind, hit.rule.id, hit.rule.version)
+        return found.text
+
     @property
     def fields(self) -> tuple[SensitiveField, ...]:
         return tuple(_field(entry) for entry in self._fields)
@@ -189,11 +235,11 @@ class Scrubber:
         limit = _MAX_NESTING if mode.max_depth is None else mode.max_depth
         if isinstance(value, dict):
             if depth >= limit:
-                return f"[object with {len(value)} members]"
+                return self._too_deep(f"[object with {len(value)} members]", pointer, mode)
             return self._object(value, pointer, nodes, mode, depth)
         if isinstance(value, (list, tuple)):
             if depth >= limit:
-                return f"[array of {len(value)} items]"
+                return self._too_deep(f"[array of {len(value)} items]", pointer, mode)
             return self._array(list(value), pointer, nodes, mode, depth)
         if isinstance(value, str):
             holder = [value]
@@ -202,7 +248,9 @@ class Scrubber:
             return holder[0]
         if isinstance(value, float) and not math.isfinite(value):
             return str(value)
-        if value is None or isinstance(value, (bool, int, float)):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return self.number(value, pointer)
+        if value is None or isinstance(value, (bool, float)):
             return value
         # Not JSON (bytes, objects a caller put in `details`): store its text, scanned.
         return self._value(str(value), pointer, nodes, mode, depth)
@@ -238,7 +286,9 @@ class Scrubber:
                 self._queue(out, slot, child, pointer, nodes, mode)
             elif mode.limit is not None:
                 out[slot] = truncated(child, mode.limit)
-        elif cls is int or cls is bool or child is None or (cls is float and math.isfinite(child)):
+        elif cls is int:
+            out[slot] = self.number(child, pointer)
+        elif cls is bool or child is None or (cls is float and math.isfinite(child)):
             out[slot] = child
         else:
             if name in SCHEMA_MEMBERS:
@@ -265,6 +315,7 @@ class Scrubber:
         # this loop runs for every member of every payload.
         fast = not nodes and not verbatim and mode.keynames
         pending, memo, limit = self._pending, self._memo, mode.limit
+        hidden = self._hidden_members(obj) if mode.keynames and not verbatim else None
         for raw_name, child in obj.items():
             name = raw_name if raw_name.__class__ is str else str(raw_name)
             if drop_meta and name == "_meta":
@@ -281,6 +332,9 @@ class Scrubber:
                 size, digest = self.blob(child)
                 self.record(child_ptr, "blob", "blob.base64")
                 out["bytes"], out["digest"] = size, digest
+                continue
+            if hidden is not None and name in hidden and _worth_hiding(child):
+                out[shown] = self.token(child, *hidden[name], child_ptr)
                 continue
             if not fast:
                 child_nodes = step(nodes, name) if nodes else nodes
@@ -309,12 +363,11 @@ class Scrubber:
             elif cls is dict or cls is list:
                 sub = replace(mode, keynames=False) if name in SCHEMA_MEMBERS else mode
                 out[shown] = self._value(child, child_ptr, nodes, sub, depth + 1)
-            elif (
-                cls is int
-                or cls is bool
-                or child is None
-                or (cls is float and math.isfinite(child))
-            ):
+            elif cls is int:
+                out[shown] = (
+                    child if -_BIG_INT < child < _BIG_INT else self.number(child, child_ptr)
+                )
+            elif cls is bool or child is None or (cls is float and math.isfinite(child)):
                 out[shown] = child
             else:  # str/dict/list subclasses, tuples, NaN, non-JSON values: the general path
                 self._member(out, shown, name, child, child_ptr, nodes, mode, depth)
@@ -326,10 +379,15 @@ class Scrubber:
         keep = arr if mode.max_items is None else arr[: mode.max_items]
         out: list[Any] = list(keep)  # scalars stay as they are; the rest is replaced below
         fast = not nodes and not mode.verbatim
+        secret_at = _paired_values(keep) if mode.keynames and not mode.verbatim else None
         for i, child in enumerate(keep):
             cls = child.__class__
+            if secret_at is not None and i in secret_at and _worth_hiding(child):
+                kind = secret_at[i]
+                out[i] = self.token(child, kind, f"key.{kind}", f"{pointer}/{i}")
+                continue
             if fast and (
-                cls is int
+                (cls is int and -_BIG_INT < child < _BIG_INT)
                 or cls is bool
                 or child is None
                 or (cls is float and math.isfinite(child))
@@ -338,6 +396,8 @@ class Scrubber:
             child_ptr = f"{pointer}/{i}"
             if fast and cls is str:
                 self._queue(out, i, child, child_ptr, nodes, mode)
+            elif fast and cls is int:
+                out[i] = self.number(child, child_ptr)
             elif fast and (cls is dict or cls is list):
                 out[i] = self._value(child, child_ptr, nodes, mode, depth + 1)
             else:
@@ -346,6 +406,27 @@ class Scrubber:
         if len(keep) < len(arr):
             out.append(f"[+{len(arr) - len(keep)} more items]")
         return out
+
+    @staticmethod
+    def _hidden_members(obj: dict[str, Any]) -> dict[str, tuple[str, str]] | None:
+        """Members whose name is neutral but whose object says they are secret: a JSON Web
+        Key's private members (judged by its `kty`), and the `value` of a `{"name": ...,
+        "value": ...}` pair whose name names a secret."""
+        found: dict[str, tuple[str, str]] | None = None
+        kty = obj.get("kty")
+        if kty.__class__ is str and kty in _JWK_TYPES:
+            found = {m: ("private_key", "key.jwk_private") for m in _JWK_PRIVATE if m in obj}
+        for label in _NAME_MEMBERS:
+            named = obj.get(label)
+            if named.__class__ is str:
+                kind = sensitive_key_kind(named)
+                if kind is not None:
+                    found = found or {}
+                    for member in _VALUE_MEMBERS:
+                        if member in obj:
+                            found[member] = (kind, f"key.{kind}")
+                break
+        return found or None
 
     def _name(self, name: str, pointer: str) -> str:
         """A member name, redacted if it is itself a secret (an e-mail used as a map key)."""
@@ -379,30 +460,51 @@ class Scrubber:
             return
         if looks_json(text):
             json_nodes = nodes if mode.json_nodes is None else mode.json_nodes
-            redone = self._json_text(text, pointer, json_nodes, mode)
-            if redone is not None:
-                out[slot] = truncated(redone, mode.limit) if mode.limit is not None else redone
-                return
+            text = self._json_text(text, pointer, json_nodes, mode)
+            out[slot] = text
+        # Whatever the JSON walk made of it, the text to be stored is scanned as text too:
+        # the stored text is exactly a text the detectors scanned.
         self._pending.append((out, slot, text, pointer, mode))
 
-    def _json_text(self, text: str, pointer: str, nodes: Nodes, mode: Mode) -> str | None:
-        """Redact JSON text as JSON; None if it is not JSON. Unchanged text is returned as is."""
+    def _json_text(self, text: str, pointer: str, nodes: Nodes, mode: Mode) -> str:
+        """JSON text redacted as JSON (key names, field rules, nested JSON), re-serialised if
+        anything in it changed; `text` itself if it is not JSON or nothing changed. Repeated
+        keys (a parser keeps the last, the walk would see only it) and depth limits change
+        it: the text is then rebuilt from what was walked, never passed through."""
+        repeated: list[None] = []
+
+        def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+            obj = dict(items)
+            if len(obj) < len(items):
+                repeated.append(None)
+            return obj
+
         try:
-            doc = json.loads(text)
-        except (ValueError, RecursionError):
-            return None
+            doc = json.loads(text, object_pairs_hook=pairs)
+        except RecursionError:  # too deep even to parse: nothing of it is stored
+            return self.token(text, "depth_limit", "limit.depth", pointer)
+        except ValueError:
+            return text
         inner = self.child()
-        # Unbounded, and `_meta` kept: if the inner walk skipped anything (items past a limit,
-        # deep members, `_meta`) and found nothing, the original text would be stored with the
-        # skipped parts unscanned. The caller cuts the resulting text to size.
+        # Unbounded, and `_meta` kept: what the walk leaves out of the rebuilt text must not
+        # be what decides that the original text is stored.
         inner_mode = Mode(keynames=mode.keynames, drop_meta=False)
         redacted = inner._value(doc, "", nodes, inner_mode, 0)
         inner.flush()
+        if repeated:
+            inner.record("", "dropped", "json.duplicate_key")
         if not inner._fields:
             return text
         for _ptr, kind, rule, version in inner._fields:
             self.record(pointer, kind, rule, version)  # the text is one string: point at it
         return json.dumps(redacted, ensure_ascii=False, indent=2 if "\n" in text else None)
+
+    def final(self, out: Any, slot: Any, text: str, pointer: str) -> None:
+        """Store `text`, a text assembled from redacted pieces (joined, cut), at `out[slot]`
+        once the detectors have scanned it as it is, at the next round of `flush()`."""
+        out[slot] = text
+        if text not in self._memo or self._memo[text] is not None:
+            self._pending.append((out, slot, text, pointer, PLAIN))
 
     def after_flush(self, step: Callable[[], None]) -> None:
         """Run `step` once the queued strings are redacted (to assemble what needs them)."""
@@ -424,9 +526,12 @@ class Scrubber:
         pending, self._pending = self._pending, []
         texts = list(dict.fromkeys(p[2] for p in pending))  # each distinct text once
         results = self.detectors.redact_many(texts, self.key)
-        for i, text in enumerate(texts):
-            self._memo[text] = results.get(i)
         memo = self._memo
+        for i, text in enumerate(texts):
+            found = results.get(i)
+            memo[text] = found
+            if found is not None:
+                memo.setdefault(found.text, None)  # a redacted text is a fixed point
         for out, slot, text, pointer, mode in pending:
             found = memo[text]
             if found is not None or (mode.limit is not None and len(text) > mode.limit):
@@ -442,6 +547,14 @@ class Scrubber:
             for hit in found.hits:
                 self.record(pointer, hit.kind, hit.rule.id, hit.rule.version)
         if mode.limit is not None:
-            new = truncated(new, mode.limit)
+            short = truncated(new, mode.limit)
+            if len(short) != len(new):
+                # A prefix is a new text: a rule may match it that did not match the whole
+                # (`\b` now at its end), so it is scanned as it will be stored.
+                again = self.detectors.redact(short, self.key)
+                for hit in again.hits:
+                    self.record(pointer, hit.kind, hit.rule.id, hit.rule.version)
+                short = again.text
+            new = short
         if new is not text:
             out[slot] = new
