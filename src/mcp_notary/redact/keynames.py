@@ -5,10 +5,10 @@ Peers redact by key lists and fail in two ways (research/peers.md): a list that 
 fails a third way: `SECRET_KEY_BASE`, `AUTH_TOKEN_2`, `DB_PASSWORD_OLD` end in a neutral word.
 So every word counts:
 
-1. The name is folded first: Unicode NFKC (full-width `\uff50\uff41\uff53\uff53...`), invisible format
-   characters removed (`pass\u200bword`), and each remaining non-ASCII character mapped to the
-   ASCII letter it is confusable with (Unicode TR 39 confusables data, so a Cyrillic `\u0430` in
-   `p\u0430ssword` does not hide it).
+1. The name is folded first: Unicode NFKC (full-width `\uff50\uff41\uff53\uff53...`),
+   invisible format characters removed (`pass\u200bword`), and each remaining non-ASCII
+   character mapped to the ASCII letter it is confusable with (Unicode TR 39 confusables
+   data, so a Cyrillic `\u0430` in `p\u0430ssword` does not hide it).
 2. It is split into words: snake, kebab, dotted and camel case, digits apart (`PASSWORD1`).
 3. The LAST secret term decides (`password`, `token`, `secret`, `<qualifier>_key`, ...). The
    words after it may only be neutral (`_2`, `_old`, `_base`, `_hash`, `New`, `_signing`):
