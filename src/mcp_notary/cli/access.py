@@ -17,6 +17,7 @@ from mcp_notary.access.control import AccessDenied, Caller
 from mcp_notary.access.readside import ReadSide, open_read_side
 from mcp_notary.access.roles import ROLES, Action, Decision
 from mcp_notary.cli.main import store_option
+from mcp_notary.cli.terminal import cell
 from mcp_notary.errors import ConfigError
 from mcp_notary.identity.local import os_principal
 from mcp_notary.ids import utc_timestamp
@@ -125,7 +126,7 @@ def list_grants(store: str | None, as_json: bool) -> None:
     for column in ("principal", "roles"):
         table.add_column(column)
     for principal, roles in sorted(state.roles.items()):
-        table.add_row(principal, ", ".join(sorted(roles)))
+        table.add_row(cell(principal), cell(", ".join(sorted(roles))))
     Console().print(table)
 
 
@@ -195,7 +196,7 @@ def token_list(store: str | None, as_json: bool) -> None:
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*(str(row[c] or "") for c in columns))
+        table.add_row(*(cell(row[c] or "") for c in columns))
     Console().print(table)
 
 

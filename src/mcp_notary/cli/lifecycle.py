@@ -24,6 +24,7 @@ from rich.table import Table
 from mcp_notary.access.roles import Action
 from mcp_notary.cli.access import local_read_side, require
 from mcp_notary.cli.main import store_option
+from mcp_notary.cli.terminal import cell, markup_safe, printable
 from mcp_notary.cli.watch import OwnStream
 from mcp_notary.config import NotaryConfig
 from mcp_notary.errors import ConfigError, NotaryError
@@ -185,7 +186,7 @@ def retention_show(store: str | None, config_path: str | None, as_json: bool) ->
     out.print(f"  never pruned: {', '.join(sorted(NEVER_PRUNED))}")
     out.print(f"[bold]legal holds in force[/]: {len(holds)}")
     for h in holds:
-        out.print(f"  {h.hold_id}  {h.criteria()}  since {h.placed_at}: {h.reason}")
+        out.print(markup_safe(f"  {h.hold_id}  {h.criteria()}  since {h.placed_at}: {h.reason}"))
     out.print(f"[bold]retention runs[/]: {len(runs)}; {body['pruned_events']} event(s) pruned")
     for run in body["runs"]:
         out.print(f"  {run['at']}  archived {run['archived_events']}, expired "
@@ -209,7 +210,7 @@ def _plan_table(plan: RetentionPlan) -> Table:
         table.add_column(column)
     for s in plan.streams:
         table.add_row(
-            s.stream,
+            cell(s.stream),
             str(s.count(s.archive)),
             str(s.count(s.expire)),
             str(s.held),
@@ -411,8 +412,8 @@ def hold_list(store: str | None, as_json: bool) -> None:
         click.echo(json.dumps([h.to_details() for h in holds], indent=2))
         return
     for h in holds:
-        click.echo(f"{h.hold_id}  {json.dumps(h.criteria())}  {h.placed_at} by {h.placed_by}: "
-                   f"{h.reason}")  # fmt: skip
+        click.echo(printable(f"{h.hold_id}  {json.dumps(h.criteria())}  {h.placed_at} by "
+                             f"{h.placed_by}: {h.reason}"))  # fmt: skip
     click.echo(f"{len(holds)} hold(s) in force", err=True)
 
 

@@ -13,11 +13,14 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.highlighter import JSONHighlighter
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from mcp_notary.cli.access import local_read_side, purpose_option, require
 from mcp_notary.cli.main import store_option
+from mcp_notary.cli.terminal import cell, json_for_terminal, markup_safe
 from mcp_notary.errors import ConfigError
 from mcp_notary.events.model import KINDS, OUTCOMES
 from mcp_notary.ledger.segment import decode_segment
@@ -31,9 +34,14 @@ from mcp_notary.query.model import Query
 
 
 def _write_jsonl(rows: list[EventRow]) -> None:
+    """The stored canonical bytes, one event per line. On a terminal, control and bidi
+    characters inside strings are spelled as \\u escapes (the same JSON values; pipe the
+    output for the exact stored bytes)."""
     out = sys.stdout.buffer
+    tty = sys.stdout.isatty()
     for row in rows:
-        out.write(row.body + b"\n")
+        body = json_for_terminal(row.body.decode()).encode() if tty else row.body
+        out.write(body + b"\n")
     out.flush()
 
 
@@ -56,15 +64,16 @@ def _table(rows: list[EventRow]) -> Table:
         outcome = row.outcome or ""
         style = "" if outcome in ("", "success") else "yellow"
         duration = body.get("duration_ms")
+        # Stored strings are chosen by whoever sent them: shown literally, escapes visible.
         table.add_row(
-            row.timestamp[:23].replace("T", " "),
-            row.stream.rsplit("/", 1)[-1][-8:],
+            cell(row.timestamp[:23].replace("T", " ")),
+            cell(row.stream.rsplit("/", 1)[-1][-8:]),
             str(row.seq),
-            row.kind,
-            row.method or (body.get("details") or {}).get("phase", ""),
-            row.tool or body.get("target") or "",
-            row.principal_id or "",
-            f"[{style}]{outcome}[/]" if style else outcome,
+            cell(row.kind),
+            cell(row.method or (body.get("details") or {}).get("phase", "")),
+            cell(row.tool or body.get("target") or ""),
+            cell(row.principal_id or ""),
+            cell(outcome, style),
             "" if duration is None else f"{duration:.1f}",
         )
     return table
@@ -224,15 +233,21 @@ def show(
         if as_json:
             click.echo(json.dumps({"unsealed": opened}, ensure_ascii=False))
             return
-        Console().print_json(json.dumps(opened, ensure_ascii=False))
+        _print_json(Console(), json.dumps(opened, ensure_ascii=False, indent=2))
         click.echo("(payloads opened with the vault key; the stored bytes hold them sealed)")
         return
     if as_json:
         _write_jsonl([row])
         return
     console = Console()
-    console.print_json(row.body.decode())
+    _print_json(console, json.dumps(json.loads(row.body), ensure_ascii=False, indent=2))
     console.print(
-        f"[dim]stream {row.stream}  seq {row.seq}\n"
+        f"[dim]stream {markup_safe(row.stream)}  seq {row.seq}\n"
         f"leaf hash  {row.leaf_hash.hex()}\nchain hash {row.chain_hash.hex()}[/]"
     )
+
+
+def _print_json(console: Console, text: str) -> None:
+    """Pretty JSON, highlighted but never re-parsed by Rich (which would turn escaped
+    control characters back into raw ones)."""
+    console.print(JSONHighlighter()(Text(json_for_terminal(text))), soft_wrap=True)

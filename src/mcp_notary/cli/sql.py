@@ -11,6 +11,7 @@ from rich.table import Table
 
 from mcp_notary.cli.access import local_read_side, purpose_option, require
 from mcp_notary.cli.main import store_option
+from mcp_notary.cli.terminal import cell
 from mcp_notary.query.model import QueryError
 from mcp_notary.query.sql import MAX_ROWS, run_readonly_sql
 
@@ -59,7 +60,7 @@ def sql(store: str | None, statement: str, as_json: bool, limit: int, purpose: s
         for column in result.columns:
             table.add_column(column)
         for row in result.rows:
-            table.add_row(*(_text(v) for v in row))
+            table.add_row(*(cell(_text(v)) for v in row))
         Console().print(table)
     more = f" (more than {limit}; raise --limit)" if result.truncated else ""
     click.echo(f"{len(result.rows)} row(s){more}", err=True)

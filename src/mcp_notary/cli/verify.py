@@ -10,11 +10,11 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mcp_notary.anchor import open_anchor
 from mcp_notary.cli.main import store_option
+from mcp_notary.cli.terminal import markup_safe
 from mcp_notary.errors import ConfigError
 from mcp_notary.ledger.checkpointer import DEFAULT_ORIGIN_PREFIX
 from mcp_notary.ledger.keys import (
@@ -287,14 +287,14 @@ def verify(
         for stream_report in report.streams:
             for first, last in stream_report.pruned[:20]:
                 out.print(
-                    f"[dim]i {escape(stream_report.stream)}: seq {first}..{last} deleted by "
+                    f"[dim]i {markup_safe(stream_report.stream)}: seq {first}..{last} deleted by "
                     "a recorded retention run (hashes kept and verified)[/]"
                 )
         if archive_url:
             out.print(f"[dim]i {segments} archived segment(s) checked in {archive_url}[/]")
         for finding in report.all_findings():
             mark = "[red]✗[/]" if finding.severity == "integrity" else "[yellow]![/]"
-            out.print(f"{mark} {escape(finding.describe())}")
+            out.print(f"{mark} {markup_safe(finding.describe())}")
         mark = "[green]✓[/]" if report.status == 0 else "[red]✗[/]"
         out.print(
             f"{mark} {report.verdict}: {report.events} events in {len(report.streams)} "
