@@ -678,8 +678,10 @@ def raw_http_calls(url: str, run: Run) -> None:
                          headers=headers)  # fmt: skip
         assert sent.status_code in (200, 202), sent.status_code
         token, marker = ghp(), "id-case-" + word()
-        reply = sse_message(http.post(url, json=raw_call(token, "echo", {"message": marker}),
-                                      headers=headers))  # fmt: skip
+        answer = http.post(url, json=raw_call(token, "echo", {"message": marker}), headers=headers)
+        # the transport under test: the proxy relays server-everything's SSE answers
+        assert answer.headers.get("content-type", "").startswith("text/event-stream"), answer
+        reply = sse_message(answer)
         assert reply["id"] == token and marker in json.dumps(reply)
 
         def by_marker(events: list[Event]) -> list[Event]:
