@@ -12,7 +12,7 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,7 +244,9 @@ class AuditRecorder:
             outcome=outcome,
             details=details,
         )
-        return self._submit(payload_free_event(draft))
+        # Through the redactor like every exchange: details carry text from outside (the
+        # launching command line, a refused token's claims, tool names and ids).
+        return self._submit(self._finalize_or_strip(draft))
 
     def _close_abandoned_streams(self) -> list[tuple[str, int]]:
         """Streams whose process died without a clean stop: append an `ended_uncleanly` record
@@ -314,16 +316,26 @@ class AuditRecorder:
             if isinstance(tools, list):
                 self.redactor.observe_tools(self.context.server_name or session.server_name, tools)
         subject = subject_of(draft, self.sealing.rules) if self.sealing is not None else None
+        stage = "redaction" if self.sealing is None else "redaction or sealing"
+        return self._submit(self._finalize_or_strip(draft, lambda e: self._seal(e, subject), stage))
+
+    def _finalize_or_strip(
+        self,
+        draft: EventDraft,
+        then: Callable[[AuditEvent], AuditEvent] = lambda e: e,
+        stage: str = "redaction",
+    ) -> AuditEvent:
+        """The redacted event, or, when redaction fails, the draft stripped of every string
+        that did not come from this process: nothing unscanned is stored (fail closed)."""
         try:
-            event = self._seal(self.redactor.finalize(draft), subject)
-        except Exception as exc:  # fail closed: record what failed, store no payload
-            stage = "redaction" if self.sealing is None else "redaction or sealing"
+            return then(self.redactor.finalize(draft))
+        except Exception as exc:
             _warn(f"{stage} failed: {exc!r}")
             draft.raw_params = draft.raw_result = draft.raw_error_data = None
             draft.raw_error_message = None
-            draft.details = {**(draft.details or {}), "redaction_failed": type(exc).__name__}
-            event = payload_free_event(draft)
-        return self._submit(event)
+            draft.tool = draft.target = draft.method = draft.jsonrpc_id = None
+            draft.details = {"redaction_failed": type(exc).__name__}
+            return payload_free_event(draft)
 
     def _seal(self, event: AuditEvent, subject: str | None) -> AuditEvent:
         if self.sealing is None or self._keyring is None or not has_payload(event):

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+from mcp_notary.redact.confusables import ASCII_LOOKALIKES
 from mcp_notary.redact.engine import ENGINE, RuleMatcher
 from mcp_notary.redact.keynames import sensitive_key_kind
 from mcp_notary.redact.rules import DEFAULT_RULES, MIN_DETECTABLE, Rule
@@ -187,8 +188,11 @@ class Detectors:
         return found
 
     def _scan(self, data: bytes) -> list[_Span]:
-        """Every find in `data` and in its decoded view, merged into disjoint spans."""
+        """Every find in `data`, in its decoded view and in its confusable-folded view,
+        merged into disjoint spans."""
         raws = self._scan_plain(data)
+        if not data.isascii():
+            raws += self._scan_folded(data)
         view = decoded_view(data) if (b"%" in data or b"\\" in data) else None
         if view is not None:
             decoded, starts, ends = view
@@ -203,6 +207,25 @@ class Detectors:
                     )
                 )
         return _merge(raws)
+
+    def _scan_folded(self, data: bytes) -> list[_Raw]:
+        """Finds in `data` read with look-alike characters as the ASCII they imitate
+        (`db_p\u0430ssword=`, full-width letters), mapped back to `data`. The fold is one
+        character for one, so positions map through character offsets."""
+        text = _decode(data)
+        folded = text.translate(ASCII_LOOKALIKES)
+        if folded == text:
+            return []
+        view = _encode(folded)
+
+        def back(offset: int) -> int:
+            chars = len(view[:offset].decode("utf-8", "replace"))
+            return len(_encode(text[:chars]))
+
+        return [
+            _Raw(back(r.start), back(r.end), back(r.consumed_from), r.rule, r.kind)
+            for r in self._scan_plain(view)
+        ]
 
     def _apply(self, data: bytes, spans: list[_Span], base: int, key: RedactionKey) -> Redacted:
         if not spans:

@@ -26,7 +26,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
-from typing import Any
+
+from mcp_notary.redact.confusables import ASCII_LOOKALIKES
 
 _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 
@@ -116,34 +117,13 @@ _PROTOCOL_IDS = frozenset(
     )
 )
 
-_confusables: dict[str, Any] | None = None
-
-
-def _ascii_lookalike(ch: str) -> str:
-    """The ASCII letter or digit `ch` is confusable with, or `ch` itself."""
-    global _confusables
-    if _confusables is None:
-        # Imported on first use: 900 KB of JSON, needed only for names that are not ASCII.
-        from confusable_homoglyphs import confusables  # type: ignore[import-untyped]
-
-        _confusables = confusables.confusables_data
-    for entry in _confusables.get(ch, ()):
-        glyph = entry.get("c", "")
-        if isinstance(glyph, str) and len(glyph) == 1 and glyph.isascii() and glyph.isalnum():
-            return glyph
-    return ch
-
 
 def fold(name: str) -> str:
     """`name` as it reads: NFKC, without invisible format characters, confusables as ASCII."""
     if name.isascii():
         return name
-    folded = unicodedata.normalize("NFKC", name)
-    return "".join(
-        ch if ch.isascii() else _ascii_lookalike(ch)
-        for ch in folded
-        if unicodedata.category(ch) != "Cf"
-    )
+    folded = unicodedata.normalize("NFKC", name).translate(ASCII_LOOKALIKES)
+    return "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
 
 
 def _judge(words: list[str]) -> str | None:

@@ -40,6 +40,7 @@ _MARKER_OPEN = "[REDACTED:"
 _JSON_START = frozenset("{[ \t\r\n")
 _PLAIN_MIN = MIN_DETECTABLE
 _MAX_NESTING = 64  # deeper JSON is described, not copied (and cannot exhaust the stack)
+_EMBEDDED_TRIES = 64  # places tried for JSON inside text (each failed try is a C-level parse)
 _BIG_INT = 10**12  # integers this large may be card numbers: scanned as their digits
 # Private members of a JSON Web Key (RFC 7518 section 6): the key itself.
 _JWK_PRIVATE = frozenset(("d", "p", "q", "dp", "dq", "qi", "k", "oth", "priv"))
@@ -132,6 +133,12 @@ def _paired_values(items: list[Any]) -> dict[int, str] | None:
             found = found or {}
             found[i + 1] = kind
     return found
+
+
+def _next_open(text: str, start: int) -> int:
+    """Where the next JSON object or array might begin in `text`, or -1."""
+    brace, bracket = text.find("{", start), text.find("[", start)
+    return brace if bracket < 0 else bracket if brace < 0 else min(brace, bracket)
 
 
 def looks_json(text: str) -> bool:
@@ -354,6 +361,7 @@ class Scrubber:
                 elif (
                     n < _BLOB_TEXT_MIN
                     and child[0] not in _JSON_START
+                    and ('"' not in child or ("{" not in child and "[" not in child))
                     and (limit is None or n <= limit)
                     and child not in memo
                 ):
@@ -462,6 +470,9 @@ class Scrubber:
             json_nodes = nodes if mode.json_nodes is None else mode.json_nodes
             text = self._json_text(text, pointer, json_nodes, mode)
             out[slot] = text
+        elif '"' in text and ("{" in text or "[" in text):
+            text = self._embedded_json(text, pointer, mode)
+            out[slot] = text
         # Whatever the JSON walk made of it, the text to be stored is scanned as text too:
         # the stored text is exactly a text the detectors scanned.
         self._pending.append((out, slot, text, pointer, mode))
@@ -498,6 +509,34 @@ class Scrubber:
         for _ptr, kind, rule, version in inner._fields:
             self.record(pointer, kind, rule, version)  # the text is one string: point at it
         return json.dumps(redacted, ensure_ascii=False, indent=2 if "\n" in text else None)
+
+    def _embedded_json(self, text: str, pointer: str, mode: Mode) -> str:
+        """Text with JSON inside it (`Echo: {"kty": "RSA", "d": ...}`, a log line with a JSON
+        payload): each JSON object or array in it is redacted as JSON, like whole JSON text,
+        so key names and shapes apply there too. At most `_EMBEDDED_TRIES` places are tried."""
+        decoder = json.JSONDecoder()
+        pieces: list[str] = []
+        pos = 0
+        at = _next_open(text, 0)
+        for _ in range(_EMBEDDED_TRIES):
+            if at < 0:
+                break
+            try:
+                doc, end = decoder.raw_decode(text, at)
+            except (ValueError, RecursionError):
+                at = _next_open(text, at + 1)
+                continue
+            if isinstance(doc, (dict, list)) and doc:
+                fragment = text[at:end]
+                redone = self._json_text(fragment, pointer, (), mode)
+                if redone is not fragment:
+                    pieces += (text[pos:at], redone)
+                    pos = end
+            at = _next_open(text, end)
+        if not pieces:
+            return text
+        pieces.append(text[pos:])
+        return "".join(pieces)
 
     def final(self, out: Any, slot: Any, text: str, pointer: str) -> None:
         """Store `text`, a text assembled from redacted pieces (joined, cut), at `out[slot]`
