@@ -70,6 +70,8 @@ class _Span(NamedTuple):
 # `%2520` twice), JSON and JavaScript `\u` escapes and the JSON-escaped slash (`https:\/\/`).
 _ENCODED = re.compile(rb"%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\/")
 _VIEW_ROUNDS = 3
+# Characters that render as nothing: inside a key or a token they hide it from the rules.
+_INVISIBLE = re.compile("[\u00ad\u034f\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 
 
 def _decode(data: bytes) -> str:
@@ -167,7 +169,7 @@ class Detectors:
                 # `"db_password": `): it is looked inside again, since a more specific
                 # secret may start there and run past what the generic rule took (a PEM
                 # block after `=`). Elsewhere the scan goes on after the secret.
-                inside = start if start > begin and end == stop else None
+                inside = start if start > begin and _only_quotes(data[end:stop]) else None
                 key = _decode(data[key_span[0] : key_span[1]]) if key_span is not None else ""
                 if rule.check is not None:
                     candidate = _decode(data[start:end])
@@ -210,20 +212,31 @@ class Detectors:
 
     def _scan_folded(self, data: bytes) -> list[_Raw]:
         """Finds in `data` read with look-alike characters as the ASCII they imitate
-        (`db_p\u0430ssword=`, full-width letters), mapped back to `data`. The fold is one
-        character for one, so positions map through character offsets."""
+        (`db_p\u0430ssword=`, full-width letters) and without invisible characters
+        (`pass\u200bword=`), mapped back to `data` through character offsets."""
         text = _decode(data)
         folded = text.translate(ASCII_LOOKALIKES)
-        if folded == text:
+        kept: list[int] | None = None  # view character -> text character, when some went
+        if _INVISIBLE.search(folded) is not None:
+            kept = [i for i, ch in enumerate(folded) if not _INVISIBLE.match(ch)]
+            folded = "".join(folded[i] for i in kept)
+        elif folded == text:
             return []
         view = _encode(folded)
 
-        def back(offset: int) -> int:
-            chars = len(view[:offset].decode("utf-8", "replace"))
-            return len(_encode(text[:chars]))
+        def char_at(offset: int) -> int:
+            return len(view[:offset].decode("utf-8", "replace"))
+
+        def start(offset: int) -> int:
+            c = char_at(offset)
+            return len(_encode(text[: kept[c] if kept is not None else c]))
+
+        def end(offset: int) -> int:
+            c = char_at(offset)
+            return len(_encode(text[: kept[c - 1] + 1 if kept is not None else c]))
 
         return [
-            _Raw(back(r.start), back(r.end), back(r.consumed_from), r.rule, r.kind)
+            _Raw(start(r.start), end(r.end), start(r.consumed_from), r.rule, r.kind)
             for r in self._scan_plain(view)
         ]
 
@@ -339,6 +352,11 @@ class Detectors:
             if again.hits:
                 out[idxs[j]] = again
         return out
+
+
+def _only_quotes(tail: bytes) -> bool:
+    """Whether what a match took after its secret is only closing quotes (`"x"`, `\\"x\\"`)."""
+    return not tail.strip(b"\"'\\")
 
 
 def _merge(raws: list[_Raw]) -> list[_Span]:

@@ -60,6 +60,9 @@ _KEY_QUALIFIERS = frozenset(
     )
 )
 
+# A qualifier glued to a word before `key` still qualifies it (`myapi_key`, `webhmac_key`).
+_GLUED_QUALIFIERS = tuple(q for q in _KEY_QUALIFIERS if len(q) >= 3)
+
 # (word, next word) pairs that name a secret.
 _PAIRS: dict[tuple[str, str], str] = {
     ("session", "id"): "session_id",
@@ -135,7 +138,7 @@ def _judge(words: list[str]) -> str | None:
         kind = _STRONG.get(word)
         if kind is None and i + 1 < n:
             nxt = words[i + 1]
-            if nxt == "key" and word in _KEY_QUALIFIERS:
+            if nxt == "key" and (word in _KEY_QUALIFIERS or word.endswith(_GLUED_QUALIFIERS)):
                 kind = "private_key" if word == "private" else "api_key" if word == "api" else "key"
             else:
                 kind = _PAIRS.get((word, nxt))

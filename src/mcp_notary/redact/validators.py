@@ -195,6 +195,17 @@ def check_not_marker(candidate: str, _key: str) -> int | None:
     return None if _MARKER.fullmatch(candidate) else len(candidate)
 
 
+def check_mixed(candidate: str, _key: str) -> int | None:
+    """A generated key mixes upper and lower case (and digits, where its alphabet has them);
+    words and identifiers that happen to share a vendor's prefix do not."""
+    has_digit = any(ch.isdigit() for ch in candidate)
+    if not (any(ch.isupper() for ch in candidate) and any(ch.islower() for ch in candidate)):
+        return None
+    if not has_digit and any(ch in "-_" for ch in candidate[3:]):
+        return None  # a hyphenated or snake_case name, not a base62 key
+    return len(candidate)
+
+
 def check_bearer(candidate: str, _key: str) -> int | None:
     """ "Bearer authentication" and "bearer tokens" are prose; a credential is not one plain word
     (random letters in mixed case still count)."""
