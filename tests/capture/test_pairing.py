@@ -9,6 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mcp_notary.capture.pairing import Exchange, Pairer, WireMessage, parse_line
+from mcp_notary.events.build import CaptureContext, build_draft
+from mcp_notary.identity.principal import Principal
 from mcp_notary.vocabulary import Direction
 
 C2S: Direction = "client_to_server"
@@ -50,9 +52,9 @@ def test_response_with_unknown_id_is_an_anomaly() -> None:
 def test_duplicate_id_keeps_the_first_request_on_record() -> None:
     p = Pairer()
     p.feed(msg(C2S, request(1, "tools/list")))
-    done = p.feed(msg(C2S, request(1, "prompts/list")))
+    done = p.feed(msg(C2S, request(1, "prompts/list"), at=3.0))
     assert [e.kind for e in done] == ["anomaly", "call"]
-    assert done[1].ended_by == "cancelled"
+    assert done[1].ended_by == "cancelled" and done[1].ended_at == 3.0
 
 
 def test_progress_and_cancel_link_to_their_call() -> None:
@@ -66,10 +68,11 @@ def test_progress_and_cancel_link_to_their_call() -> None:
     assert note.kind == "notification" and note.parent_event_id == call_id
     done = p.feed(
         msg(C2S, {"jsonrpc": "2.0", "method": "notifications/cancelled",
-                  "params": {"requestId": 5}})
+                  "params": {"requestId": 5}}, at=4.0)
     )
     assert [e.kind for e in done] == ["notification", "call"]
     assert done[1].event_id == call_id and done[1].ended_by == "cancelled"
+    assert done[1].ended_at == 4.0
     assert p.open_requests() == 0
 
 
@@ -116,9 +119,22 @@ def test_close_records_every_open_request() -> None:
     p = Pairer()
     for i in range(3):
         p.feed(msg(C2S, request(i, "tools/call", {"name": "slow"})))
-    closed = p.close("transport_error")
+    closed = p.close("transport_error", 9.5)
     assert len(closed) == 3 and all(e.ended_by == "transport_error" for e in closed)
+    assert all(e.ended_at == 9.5 for e in closed)  # when the end was seen, not the start
     assert p.open_requests() == 0
+
+
+def test_an_unanswered_call_lasts_until_its_end_was_seen() -> None:
+    """Its event is recorded at the end, after what happened meanwhile: its duration says
+    when that was, as a response's arrival does for an answered call."""
+    p = Pairer()
+    p.feed(msg(C2S, request(1, "tools/call", {"name": "slow"}), at=100.0))
+    (closed,) = p.close("cancelled", 104.25)
+    context = CaptureContext(Principal("u", "user", "os"), "stdio")
+    draft = build_draft(closed, p.session, context)
+    assert (draft.outcome, draft.duration_ms) == ("cancelled", 4250.0)
+    assert draft.details == {"request_bytes": closed.request.size if closed.request else 0}
 
 
 def test_parse_line_never_raises() -> None:

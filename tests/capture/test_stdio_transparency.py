@@ -377,7 +377,8 @@ def test_sigterm_to_wrap(notary: Notary, everything_cmd: list[str], tmp_path: Pa
     assert len(echo) == 1 and echo[0]["outcome"] == "success", calls(stream)
     in_flight = [e for e in calls(stream, "tools/call") if e["jsonrpc_id"] == 3]
     assert len(in_flight) == 1, "the call in flight at SIGTERM was lost"
-    assert in_flight[0]["outcome"] in ("transport_error", "cancelled"), in_flight[0]
+    # the server went away (of the forwarded signal) while the client was still there
+    assert in_flight[0]["outcome"] == "transport_error", in_flight[0]
     proc = notary.verify(store)
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
 

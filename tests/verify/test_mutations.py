@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 from e2e_notary import Notary, drop_append_only_triggers, sqlite_connect
+from forge import rehash_from, rows
 from trail import Trail
 
-from mcp_notary.ledger.canonical import GENESIS_HASH, chain_hash
+from mcp_notary.ledger.canonical import chain_hash
 from mcp_notary.ledger.checkpoint import Checkpoint
 from mcp_notary.ledger.merkle import CompactRange, leaf_hash
 from mcp_notary.ledger.signing import NoteSigner, sign_note
@@ -52,32 +53,6 @@ def attack(store: Path) -> sqlite3.Connection:
 def stream_of(db: sqlite3.Connection) -> str:
     (stream,) = db.execute("SELECT DISTINCT stream FROM events").fetchone()
     return str(stream)
-
-
-def rows(db: sqlite3.Connection, stream: str) -> list[tuple[int, bytes]]:
-    return [
-        (seq, bytes(body))
-        for seq, body in db.execute(
-            "SELECT seq, body FROM events WHERE stream = ? ORDER BY seq", (stream,)
-        )
-    ]
-
-
-def rehash_from(db: sqlite3.Connection, stream: str, first_seq: int) -> None:
-    """Recompute leaf and chain hashes from `first_seq` on, as a forger would."""
-    prev = GENESIS_HASH
-    for seq, body in rows(db, stream):
-        if seq >= first_seq:
-            db.execute(
-                "UPDATE events SET leaf_hash = ?, chain_hash = ? WHERE stream = ? AND seq = ?",
-                (leaf_hash(body), chain_hash(prev, body), stream, seq),
-            )
-            prev = chain_hash(prev, body)
-        else:
-            (stored,) = db.execute(
-                "SELECT chain_hash FROM events WHERE stream = ? AND seq = ?", (stream, seq)
-            ).fetchone()
-            prev = bytes(stored)
 
 
 def save_latest_checkpoint(store: Path, dest: Path) -> Path:

@@ -24,13 +24,12 @@ import httpx2
 
 from mcp_notary.capture.http_audit import (
     Conversation,
-    EndedBy,
     HttpAuditor,
     HttpFacts,
     HttpSink,
     digest,
 )
-from mcp_notary.capture.pairing import Exchange, WireMessage, parse_line
+from mcp_notary.capture.pairing import EndedBy, Exchange, WireMessage, parse_line
 from mcp_notary.capture.sse import DEFAULT_MAX_EVENT, SSEParser
 from mcp_notary.identity.bearer import AuthDecision, BearerAuthenticator
 from mcp_notary.identity.principal import Principal

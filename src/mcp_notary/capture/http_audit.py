@@ -14,15 +14,14 @@ import hashlib
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from mcp_notary.capture.pairing import Exchange, Pairer, SessionFacts, WireMessage
+from mcp_notary.capture.pairing import EndedBy, Exchange, Pairer, SessionFacts, WireMessage
 from mcp_notary.identity.principal import Principal
 from mcp_notary.vocabulary import Direction, Kind, Outcome
 
 MAX_SESSIONS = 10_000
 MAX_CORRELATIONS = 100_000
-EndedBy = Literal["cancelled", "transport_error"]
 
 
 class HttpSink(Protocol):
@@ -237,7 +236,7 @@ class HttpAuditor:
 
     def close(self, conversation: Conversation, ended_by: EndedBy, facts: HttpFacts | None) -> None:
         """The conversation is over: every request still open is recorded, never dropped."""
-        leftovers = conversation.pairer.close(ended_by)
+        leftovers = conversation.pairer.close(ended_by, time.time())
         if leftovers:
             self.record(conversation, leftovers, _anyone(), facts)
 
@@ -252,6 +251,7 @@ def end_one(pairer: Pairer, message: WireMessage, ended_by: EndedBy) -> Exchange
     if exchange is not None:
         exchange.response = None
         exchange.ended_by = ended_by
+        exchange.ended_at = placeholder.at
     return exchange
 
 

@@ -23,6 +23,7 @@ MODERN_META_PREFIX = "io.modelcontextprotocol/"
 Problem = Literal[
     "not_utf8", "invalid_json", "not_jsonrpc", "oversized", "unmatched_response", "duplicate_id"
 ]
+EndedBy = Literal["cancelled", "transport_error"]
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,11 @@ class Exchange:
     event_id: str
     request: WireMessage | None = None
     response: WireMessage | None = None
-    ended_by: Literal["cancelled", "transport_error"] | None = None
+    ended_by: EndedBy | None = None
+    # When a call without a response was seen to end (its cancellation arrived, the
+    # connection closed). It is recorded then, after whatever happened meanwhile, so its
+    # event must say so: a start time alone would put its end before earlier events.
+    ended_at: float | None = None
     parent_event_id: str | None = None
     protocol_version: str | None = None
     problem: Problem | None = None
@@ -166,14 +171,16 @@ class Pairer:
             protocol_version=self._protocol_version(pending.message),
         )
 
-    def close(self, ended_by: Literal["cancelled", "transport_error"]) -> list[Exchange]:
-        """The connection ended: every request still open is recorded, never dropped."""
+    def close(self, ended_by: EndedBy, at: float) -> list[Exchange]:
+        """The connection ended (seen at `at`): every request still open is recorded, never
+        dropped."""
         done = [
             Exchange(
                 "call",
                 p.event_id,
                 request=p.message,
                 ended_by=ended_by,
+                ended_at=at,
                 parent_event_id=p.parent_event_id,
                 protocol_version=self._protocol_version(p.message),
             )
@@ -197,6 +204,7 @@ class Pairer:
                     previous.event_id,
                     request=previous.message,
                     ended_by="cancelled",
+                    ended_at=message.at,
                     parent_event_id=previous.parent_event_id,
                     protocol_version=self._protocol_version(previous.message),
                 )
@@ -269,6 +277,7 @@ class Pairer:
                         pending.event_id,
                         request=pending.message,
                         ended_by="cancelled",
+                        ended_at=message.at,
                         parent_event_id=pending.parent_event_id,
                         protocol_version=self._protocol_version(pending.message),
                     )

@@ -18,10 +18,11 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
 
 from mcp_notary.capture.framing import DEFAULT_MAX_AUDITED_LINE, Frame, LineFramer
 from mcp_notary.capture.pairing import (
+    EndedBy,
     Exchange,
     Pairer,
     SessionFacts,
@@ -35,6 +36,7 @@ STRICT_COMMIT_TIMEOUT_S = 10.0
 SHUTDOWN_GRACE_S = 5.0
 # JSON-RPC server error the proxy answers with when it cannot make a durable record (strict).
 AUDIT_UNAVAILABLE_CODE = -32003
+Side = Literal["client", "server"]
 
 
 class ExchangeSink(Protocol):
@@ -88,7 +90,10 @@ class StdioRelay:
         self._lock = threading.Lock()
         self._out_lock = threading.Lock()  # strict-mode refusals also write to the client
         self._child: subprocess.Popen[bytes] | None = None
-        self._client_gone = False
+        # How calls left open end is decided by cause (see `ended_by`): which side went away
+        # first, and whether a signal wrap never sent killed the child.
+        self._first_gone: Side | None = None
+        self._signalled = False
 
     # -- process control -------------------------------------------------------------------
 
@@ -113,23 +118,47 @@ class StdioRelay:
         downstream.start()
         try:
             status = self._child.wait()
+            self._gone("server")
             # A grandchild may hold the child's stdout open; don't wait for it forever.
             downstream.join(SHUTDOWN_GRACE_S)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         with self._lock:
-            leftovers = self._pairer.close("cancelled" if self._client_gone else "transport_error")
+            cause = ended_by(self._first_gone, status, signalled=self._signalled)
+            leftovers = self._pairer.close(cause, time.time())
             session = self._pairer.session
         for exchange in leftovers:
             self.sink.record(exchange, session)
         self.sink.lifecycle("child_exited", {"status": status})
         return status
 
+    def _gone(self, side: Side) -> None:
+        """Note that one side went away (the first one counts)."""
+        with self._lock:
+            if self._first_gone is not None:
+                return
+            if side == "client" and self._child_has_exited():
+                side = "server"  # it died before the client left, we just saw that first
+            self._first_gone = side
+
+    def _child_has_exited(self) -> bool:
+        """Whether the child has exited, reaped or not, without reaping it (`run` does)."""
+        child = self._child
+        if child is None:
+            return False
+        if child.returncode is not None:
+            return True
+        try:
+            return os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True  # already reaped by `run`
+
     def _forward_signal(self, signum: int, _frame: object) -> None:
         child = self._child
         if child is None or child.poll() is not None:
             return
+        self._signalled = True
         with contextlib.suppress(ProcessLookupError):
             child.send_signal(signum)
         if signum == signal.SIGTERM:
@@ -142,6 +171,7 @@ class StdioRelay:
         try:
             child.wait(SHUTDOWN_GRACE_S)
         except subprocess.TimeoutExpired:
+            self._signalled = True
             with contextlib.suppress(ProcessLookupError):
                 child.kill()
 
@@ -153,6 +183,7 @@ class StdioRelay:
         try:
             child.wait(SHUTDOWN_GRACE_S)
         except subprocess.TimeoutExpired:
+            self._signalled = True
             with contextlib.suppress(ProcessLookupError):
                 child.terminate()
             self._kill_after_grace()
@@ -181,7 +212,7 @@ class StdioRelay:
         assert self._child is not None and self._child.stdin is not None
         self._pump(self._client_in, "client_to_server", self._child.stdin.fileno())
         # Client closed its end: shut the child down the way the spec tells a client to.
-        self._client_gone = True
+        self._gone("client")
         with contextlib.suppress(OSError):
             self._child.stdin.close()
         self._escalate_shutdown()
@@ -189,6 +220,7 @@ class StdioRelay:
     def _pump_server_to_client(self) -> None:
         assert self._child is not None and self._child.stdout is not None
         self._pump(self._child.stdout.fileno(), "server_to_client", self._client_out)
+        self._gone("server")  # its output ended: it can answer nothing more
 
     # -- per frame -------------------------------------------------------------------------
 
@@ -290,6 +322,17 @@ class StdioRelay:
     def _child_in_fd(self) -> int:
         assert self._child is not None and self._child.stdin is not None
         return self._child.stdin.fileno()
+
+
+def ended_by(first_gone: Side | None, status: int, *, signalled: bool) -> EndedBy:
+    """How calls still open when the child is gone ended, by cause rather than by what is
+    true when they are finally closed (seconds later if a grandchild holds the pipes, when
+    the client may well have quit too): the client leaving while the server was still there
+    cancels them; the server ending first (exit, crash, its output closed), or dying after
+    the client left of a signal wrap never sent (a crash, not our shutdown), is a transport
+    error."""
+    crashed = status < 0 and not signalled
+    return "cancelled" if first_gone == "client" and not crashed else "transport_error"
 
 
 def _reverse(direction: Direction) -> Direction:

@@ -111,8 +111,12 @@ def build_draft(exchange: Exchange, session: SessionFacts, context: CaptureConte
         draft.outcome = outcome
         draft.error_code = code
         response = exchange.response
-        if response is not None and request is not None:
-            draft.duration_ms = round((response.at - request.at) * 1000, 3)
+        ended_at = response.at if response is not None else exchange.ended_at
+        if ended_at is not None and request is not None:
+            # Request to response, or to the moment the call was seen to end without one:
+            # the event's end, which the verifier orders against the events recorded before.
+            draft.duration_ms = round(max(0.0, ended_at - request.at) * 1000, 3)
+        if response is not None:
             details["response_bytes"] = response.size
             body = response.obj or {}
             draft.raw_result = body.get("result")
