@@ -331,6 +331,14 @@ def test_readonly_sql_allows_the_common_functions(backend: Backend) -> None:
     )
     result = run_readonly_sql(backend.url, statement)
     assert [row[:2] for row in result.rows] == [("call", 61)]  # and one audit_access
+    mark = "%s" if backend.name == "postgres" else "?"  # parameters are checked the same way
+    counted = run_readonly_sql(
+        backend.url, f"SELECT count(*) FROM events WHERE lower(kind) = {mark}", params=["call"]
+    )
+    assert counted.rows == [(61,)]
+    with pytest.raises(SqlRefused, match="is not an allowed function"):
+        call = "pg_read_file" if backend.name == "postgres" else "fts3_tokenizer"
+        run_readonly_sql(backend.url, f"SELECT {call}({mark})", params=["/etc/hostname"])
 
 
 def test_readonly_sql_bounds_the_bytes_it_returns(
