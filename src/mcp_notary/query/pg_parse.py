@@ -88,7 +88,10 @@ def parse_tree(db: psycopg.Connection[Any], statement: str, args: Sequence[Any] 
     """The analysed parse tree(s) the server logs for `statement` (sent as a Parse message,
     inside the caller's transaction). Raises the server's error for a statement that does not
     parse (psycopg.Error), as executing it would."""
-    text = psycopg.ClientCursor(db).mogrify(statement, args) if args else statement
+    text = statement
+    if args:  # the parameters as literals: the tree is the same, and Parse needs no types
+        with psycopg.ClientCursor(db) as client:
+            text = client.mogrify(statement, args)
     trees: list[str] = []
 
     def collect(diag: psycopg.errors.Diagnostic) -> None:
