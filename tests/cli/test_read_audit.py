@@ -292,6 +292,7 @@ def test_sql_reads_read_only_and_is_recorded(trail: Trail) -> None:
         assert attempt["details"]["query"]["sql"] == write
         assert attempt["details"]["query"]["error"].startswith("sql: ")
         assert attempt["details"]["returned"] == 0
+        assert attempt["outcome"] == "denied" and attempt["details"]["decision"] == "denied"
     assert trail.query(traffic) == events_before
     assert trail.query("SELECT count(*) FROM events WHERE tool = 'x'") == [(0,)]
 
@@ -303,6 +304,88 @@ def test_sql_reads_read_only_and_is_recorded(trail: Trail) -> None:
     assert record["details"]["action"] == "sql" and record["details"]["decision"] == "denied"
     assert record["details"]["query"]["sql"] == statement
     trail.set_roles(ME, set())
+
+
+# Statements that reach past the tables: native pointers, files, large objects, settings, SQL
+# text run by a function, other databases, sleeps, and values built from a number (one call,
+# so the deadline's progress checks never see it). `{secret}` is a file only the OS can read
+# to us; `{copy}` a path that must not come to exist.
+SQLITE_PROBES = [
+    ("SELECT fts3_tokenizer('simple')", "fts3_tokenizer() is not an allowed function"),
+    ("SELECT fts3_tokenizer('mine', x'4141414141414141')", "fts3_tokenizer() is not an allowed"),
+    ("SELECT load_extension('{secret}')", "load_extension() is not an allowed function"),
+    ("SELECT sqlite_compileoption_get(0)", "sqlite_compileoption_get() is not an allowed"),
+    ("SELECT randomblob(1000000000)", "a string or BLOB would exceed 64 MiB"),
+    ("SELECT zeroblob(1000000000)", "a string or BLOB would exceed 64 MiB"),
+    ("SELECT length(replace(hex(zeroblob(40000000)), '0', 'ab'))", "would exceed 64 MiB"),
+    ("SELECT group_concat(body, randomblob(100000000)) FROM events", "would exceed 64 MiB"),
+]
+POSTGRES_PROBES = [
+    ("COPY events TO '{copy}'", "refused: only SELECT over events"),
+    ("SELECT pg_read_file('{secret}')", "pg_read_file() is not an allowed function"),
+    ("SELECT pg_read_binary_file('{secret}')", "pg_read_binary_file() is not an allowed"),
+    ("SELECT pg_ls_dir('.')", "pg_ls_dir() is not an allowed function"),
+    ("SELECT lo_import('{secret}')", "lo_import() is not an allowed function"),
+    ("SELECT lo_export(0, '{copy}')", "lo_export() is not an allowed function"),
+    ("SELECT set_config('statement_timeout', '0', false)", "set_config() is not an allowed"),
+    ("SELECT current_setting('data_directory')", "current_setting() is not an allowed"),
+    ("SELECT query_to_xml('SELECT * FROM access_tokens', true, false, '')", "query_to_xml()"),
+    ("SELECT dblink('dbname=test', 'SELECT secret_hash FROM access_tokens')", "dblink()"),
+    ("SELECT dblink_exec('dbname=test', 'DELETE FROM events')", "dblink_exec()"),
+    ("SELECT pg_sleep(3600)", "pg_sleep() is not an allowed function"),
+    ("SELECT repeat('x', 1000000000)", "repeat() is not an allowed function"),
+    ("SELECT lpad('x', 1000000000, 'y')", "lpad() is not an allowed function"),
+    ("SELECT format('%1000000000s', 'x')", "format() is not an allowed function"),
+    ("WITH d AS (DELETE FROM events RETURNING 1) SELECT count(*) FROM d", "refused: only SELECT"),
+    ("SELECT count(*) FROM generate_series(1, 1000000000000)", "took longer than 10 s"),
+]
+
+
+def test_sql_probes_are_refused_and_recorded_denied(trail: Trail, tmp_path: Path) -> None:
+    """Each probe exits 3 with why, prints nothing, reads or writes nothing (no file appears,
+    the secret is not printed, no large object, the trail unchanged), and is on record as a
+    denied read, even though the caller's role (auditor) allows `sql`. The size bombs are
+    refused by the value limit, not stopped at the deadline."""
+    trail.set_roles("ops", {"admin"})
+    trail.set_roles(ME, {"auditor"})
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the-secret-marker\n")
+    secret.chmod(0o644)  # the database server's account may read it (it must not, through us)
+    copy = tmp_path / "copy.txt"
+    traffic = "SELECT count(*) FROM events WHERE kind != 'audit_access'"
+    events_before = trail.query(traffic)
+    probes = POSTGRES_PROBES if trail.postgres else SQLITE_PROBES
+    if trail.postgres:
+        _execute(trail.store, "CREATE EXTENSION IF NOT EXISTS dblink")  # in the store's schema
+        objects = trail.query("SELECT count(*) FROM pg_largeobject_metadata")
+    try:
+        for probe, why in probes:
+            statement = probe.format(secret=secret, copy=copy)
+            before = trail.top()
+            refused = trail.run("sql", statement)
+            assert refused.returncode == 3 and refused.stdout == b"", statement
+            assert why in refused.stderr.decode(), (statement, refused.stderr.decode())
+            assert b"the-secret-marker" not in refused.stderr and not copy.exists()
+            (attempt,) = trail.reads(before)
+            assert attempt["method"] == "audit/sql" and attempt["outcome"] == "denied"
+            details = attempt["details"]
+            assert details["decision"] == "denied" and details["returned"] == 0
+            assert details["query"]["sql"] == statement and why in details["query"]["error"]
+            assert details["basis"].startswith("statement refused")
+        if trail.postgres:
+            assert trail.query("SELECT count(*) FROM pg_largeobject_metadata") == objects
+        ok = trail.run("sql", "SELECT count(*) AS n, max(length(body)) AS longest FROM events")
+        assert ok.returncode == 0, ok.stderr.decode()  # ordinary functions still work
+    finally:
+        if trail.postgres:
+            _execute(trail.store, "DROP EXTENSION IF EXISTS dblink")
+        trail.set_roles(ME, set())
+    assert trail.query(traffic) == events_before
+
+
+def _execute(url: str, statement: str) -> None:
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(statement.encode())
 
 
 def test_sql_prints_the_same_from_either_store(trail: Trail) -> None:

@@ -36,7 +36,7 @@ from e2e_notary import Notary, drop_append_only_triggers
 from e2e_rawclient import RawPipeClient
 from pgtest import pg_schema
 from readside_trail import run_trail
-from store_copy import copy_trail
+from store_copy import copy_sqlite_file, copy_trail
 
 from mcp_notary.access.audit import ReadAuditor
 from mcp_notary.access.control import AccessDenied, Caller
@@ -137,10 +137,7 @@ def copied(base: Path, backend: str, tmp_path: Path) -> Iterator[Store]:
             copy_trail(str(base), url)
             yield Store(url)
         return
-    src, dst = sqlite3.connect(base), sqlite3.connect(tmp_path / "audit.db")
-    src.backup(dst)
-    src.close()
-    dst.close()
+    copy_sqlite_file(base, tmp_path / "audit.db")
     yield Store(str(tmp_path / "audit.db"))
 
 

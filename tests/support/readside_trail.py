@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,19 +57,14 @@ def planned_calls(count: int) -> Iterator[Call]:
             yield Call(i, "get_current_time", {"timezone": ZONES[i % len(ZONES)]})
 
 
-def run_trail(
-    notary: Notary,
-    time_cmd: list[str],
-    store: Path,
-    calls: int,
-    *,
-    principal: str | None = None,
-    chunk: int = 500,
-) -> list[Call]:
-    """Drive `calls` tool calls through one `wrap` process and wait for it to exit cleanly."""
+@contextmanager
+def live_wrap(
+    notary: Notary, time_cmd: list[str], store: Path | None, *, principal: str | None = None
+) -> Iterator[RawPipeClient]:
+    """A `wrap` process around `mcp-server-time` (on `store`, or the default store if None),
+    initialized and yielded while it runs; on exit its stdin is closed and it must exit 0."""
     options = ["--principal", principal] if principal else []
     argv = notary.wrap_argv(time_cmd, store=store, options=options)
-    plan = list(planned_calls(calls))
     env = notary.env(extra={"PYTHONWARNINGS": "ignore"})
     with RawPipeClient(argv, env, cwd=notary.home) as client:
         client.request(
@@ -85,6 +81,23 @@ def run_trail(
             timeout=60,
         )
         client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        yield client
+        client.close_stdin()
+        assert client.wait(60) == 0, bytes(client.stderr[-2000:]).decode(errors="replace")
+
+
+def run_trail(
+    notary: Notary,
+    time_cmd: list[str],
+    store: Path | None,
+    calls: int,
+    *,
+    principal: str | None = None,
+    chunk: int = 500,
+) -> list[Call]:
+    """Drive `calls` tool calls through one `wrap` process and wait for it to exit cleanly."""
+    plan = list(planned_calls(calls))
+    with live_wrap(notary, time_cmd, store, principal=principal) as client:
         for start in range(0, len(plan), chunk):
             batch = plan[start : start + chunk]
             data = b"".join(
@@ -99,8 +112,6 @@ def run_trail(
             client.send_bytes(data)
             # Bounded pipelining: wait for the chunk's last answer before sending more.
             client.response_to(batch[-1].id, timeout=120)
-        client.close_stdin()
-        assert client.wait(60) == 0, bytes(client.stderr[-2000:]).decode(errors="replace")
     return plan
 
 

@@ -4,6 +4,10 @@ the copy reads exactly the trail the original holds, on either backend."""
 
 from __future__ import annotations
 
+import os
+import sqlite3
+from pathlib import Path
+
 from mcp_notary.access.postgres import PostgresAccessStore
 from mcp_notary.access.registry import AccessStore
 from mcp_notary.access.sqlite import SQLiteAccessStore
@@ -13,6 +17,18 @@ from mcp_notary.ledger.stores import open_store, sqlite_path
 def _access(url: str) -> AccessStore:
     path = sqlite_path(url)
     return SQLiteAccessStore(path) if path is not None else PostgresAccessStore(url)
+
+
+def copy_sqlite_file(source: Path, dest: Path) -> None:
+    """A byte-for-byte copy of the SQLite store at `source` in a new file at `dest`, made
+    0600 first as mcp-notary makes a store (the read side refuses one others can read)."""
+    os.close(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    src, dst = sqlite3.connect(source), sqlite3.connect(dest)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
 
 
 def copy_trail(source: str, dest: str) -> None:

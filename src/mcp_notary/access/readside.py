@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mcp_notary.access.audit import Interface, ReadAuditor
 from mcp_notary.access.control import AccessControl
-from mcp_notary.access.registry import AccessStore
+from mcp_notary.access.registry import AccessState, AccessStore
 from mcp_notary.access.sqlite import SQLiteAccessStore
 from mcp_notary.errors import ConfigError, StoreError
 from mcp_notary.events.model import Principal
@@ -18,6 +18,7 @@ from mcp_notary.ledger.checkpointer import CheckpointSettings, KeySigner
 from mcp_notary.ledger.keys import load_or_create_signing_key
 from mcp_notary.ledger.store import Store
 from mcp_notary.ledger.stores import default_store_url, open_store, sqlite_path
+from mcp_notary.ledger.stores.sqlite import exposed_store
 from mcp_notary.query.engine import QueryEngine, open_query_engine
 from mcp_notary.query.rows import ReadOnlyRows, open_readonly_rows
 
@@ -109,6 +110,14 @@ def open_read_side(
         auditor.close()
         store.close()
         raise
+    exposed = exposed_store(path) if path is not None else None
+    if exposed is not None and AccessState.replay(access.grant_changes()).has_grants:
+        # Roles are a promise that only their holders read, each read on record; a file any
+        # local account can copy breaks it, so the read side refuses until it is fixed.
+        access.close()
+        auditor.close()
+        store.close()
+        raise StoreError(f"refusing to read: roles are configured, but the {exposed}")
     return ReadSide(url, path, store, AccessControl(access, auditor, oidc=oidc))
 
 

@@ -18,6 +18,7 @@ from mcp_notary.compliance.report import generate, render_html, render_json, ren
 from mcp_notary.compliance.templates import load_templates, template_names
 from mcp_notary.config import NotaryConfig
 from mcp_notary.errors import ConfigError
+from mcp_notary.ledger.private import replace_private
 from mcp_notary.query.model import normalise_time
 
 
@@ -33,6 +34,15 @@ def _period(start: str | None, end: str | None) -> tuple[str, str]:
     frm = normalise_time(start, "--from") if start else default_from
     assert frm is not None
     return frm, to
+
+
+def _write_report(path: Path, data: bytes) -> None:
+    """A report quotes the trail: a new file is 0600 (replacing an old one atomically); a
+    device or pipe (`-o /dev/stdout`) is written as it is."""
+    if path.exists() and not path.is_file():
+        path.write_bytes(data)
+    else:
+        replace_private(path, data)
 
 
 @click.command("report")
@@ -115,13 +125,12 @@ def report(
             trusted_key_sources=key_sources,
         )
     if fmt == "pdf":
-        data = render_pdf(model)
         assert output is not None
-        Path(output).write_bytes(data)
+        _write_report(Path(output), render_pdf(model))
     else:
         text = render_json(model) if fmt == "json" else render_html(model)
         if output:
-            Path(output).write_text(text, encoding="utf-8")
+            _write_report(Path(output), text.encode("utf-8"))
         else:
             click.echo(text, nl=False)
     s = model["summary"]

@@ -13,7 +13,7 @@ from mcp_notary.cli.access import local_read_side, purpose_option, require
 from mcp_notary.cli.main import store_option
 from mcp_notary.cli.terminal import cell
 from mcp_notary.query.model import QueryError
-from mcp_notary.query.sql import MAX_ROWS, run_readonly_sql
+from mcp_notary.query.sql import MAX_ROWS, SqlRefused, run_readonly_sql
 
 
 @click.command()
@@ -34,8 +34,10 @@ def sql(store: str | None, statement: str, as_json: bool, limit: int, purpose: s
     partitions of events (events_YYYY_MM, events_default) and schema_migrations. Anything but
     reading them is refused: SQLite opens the file read-only; PostgreSQL runs the statement
     in a read-only transaction, after checking its plan. A statement is stopped after 30 s
-    (SQLite) or 10 s (PostgreSQL). BLOBs (bytea) print as hex. The statement is recorded in
-    the trail with its row count, or with the reason it was refused."""
+    (SQLite) or 10 s (PostgreSQL). Only common functions may be called (no file or network
+    access, no settings), no value may exceed 64 MiB and no result 256 MiB. BLOBs (bytea)
+    print as hex. The statement is recorded in the trail with its row count, or with the
+    reason it was refused (outcome denied)."""
     query = {"sql": statement, "limit": limit}
     with local_read_side(store, "mcp-notary sql") as (side, caller):
         decision = require(side, caller, "sql", query, purpose)
@@ -43,9 +45,12 @@ def sql(store: str | None, statement: str, as_json: bool, limit: int, purpose: s
         try:
             result = run_readonly_sql(target, statement, limit=limit)
         except QueryError as exc:  # refused or failed: the attempt is on record all the same
+            # A statement the policy refuses is a denied read, whatever the caller's role.
+            refused = isinstance(exc, SqlRefused)
             side.control.record(
-                caller, "sql", decision, "cli", query={**query, "error": str(exc)[:500]},
-                returned=0, purpose=purpose,
+                caller, "sql", decision if not refused else False, "cli",
+                query={**query, "error": str(exc)[:500]}, returned=0, purpose=purpose,
+                basis=f"statement refused ({decision.basis})" if refused else None,
             )  # fmt: skip
             raise
         side.control.record(

@@ -7,10 +7,10 @@ batch (at-least-once); receivers dedupe on `event_id`.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from mcp_notary.errors import ConfigError
+from mcp_notary.ledger.private import make_private_dir, replace_private
 
 
 class Cursor:
@@ -30,14 +30,11 @@ class Cursor:
         return self.positions.get(stream, 0)
 
     def advance(self, positions: dict[str, int]) -> None:
-        """Record acknowledged positions and persist them (write, fsync, rename)."""
+        """Record acknowledged positions and persist them (write, fsync, rename; the file is
+        0600: it names the streams of the trail)."""
         self.positions.update(positions)
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temp = self.path.with_name(self.path.name + ".tmp")
-        with open(temp, "w") as handle:
-            json.dump({"version": 1, "streams": self.positions}, handle, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, self.path)
+        data = json.dumps({"version": 1, "streams": self.positions}, sort_keys=True)
+        make_private_dir(self.path.parent)
+        replace_private(self.path, data.encode())

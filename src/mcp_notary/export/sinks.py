@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from mcp_notary.errors import ConfigError, NotaryError
+from mcp_notary.ledger.private import open_private
 
 DEFAULT_DATA_STREAM = "logs-mcp_notary.audit-default"
 
@@ -39,7 +40,10 @@ class FileSink:
 
     def __init__(self, path: Path | None) -> None:
         self._owned = path is not None
-        self._out: BinaryIO = open(path, "ab") if path is not None else sys.stdout.buffer  # noqa: SIM115
+        # A new export file is a copy of the trail: 0600 from its creation, like the store.
+        self._out: BinaryIO = (
+            os.fdopen(open_private(path), "ab") if path is not None else sys.stdout.buffer
+        )
         # fsync only regular files: a pipe or /dev/null cannot be synced (EINVAL).
         self._sync = self._owned and stat.S_ISREG(os.fstat(self._out.fileno()).st_mode)
 

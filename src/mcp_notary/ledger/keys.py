@@ -28,6 +28,7 @@ from pathlib import Path
 import platformdirs
 
 from mcp_notary.errors import ConfigError
+from mcp_notary.ledger.private import make_private_dir
 from mcp_notary.ledger.signing import (
     KeyFileError,
     NoteSigner,
@@ -96,7 +97,7 @@ def load_or_create_signing_key(path: Path | None = None, name: str | None = None
     """
     path = path if path is not None else default_signing_key_path()
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dir(path.parent)
         key_name = name or default_key_name()
         publish_new(path, lambda tmp: generate_key_file(tmp, key_name))
     signer = load_signer(path)

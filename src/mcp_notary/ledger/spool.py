@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from mcp_notary.errors import StoreError
+from mcp_notary.ledger.private import make_private_dir, open_private
 from mcp_notary.ledger.store import (
     CheckpointRow,
     EventFilter,
@@ -96,12 +97,12 @@ class SpoolFile:
     """One process's spool: an append-only file it holds an exclusive lock on."""
 
     def __init__(self, directory: Path, max_bytes: int) -> None:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dir(directory)
         self.max_bytes = max_bytes
         name = f"{os.getpid()}-{time.time_ns()}"
         temp = directory / f"{name}.tmp"
-        self._file: BinaryIO = open(temp, "a+b")  # noqa: SIM115 - held for the process' life
-        os.chmod(temp, 0o600)
+        fd = open_private(temp, os.O_RDWR | os.O_APPEND | os.O_EXCL)
+        self._file: BinaryIO = os.fdopen(fd, "a+b")  # held for the process' life
         fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         # Renamed only once locked, so no other process ever sees it unlocked and alive.
         self.path = directory / f"{name}.spool"

@@ -25,6 +25,7 @@ __all__ = [
     "Page",
     "Query",
     "QueryError",
+    "SqlRefused",
     "fts_expression",
     "normalise_time",
     "tsquery_expression",
@@ -50,6 +51,12 @@ _TOKEN_RE = re.compile(r"[^\W_]+", re.UNICODE)
 
 class QueryError(ConfigError):
     """A filter, search or cursor that cannot be used."""
+
+
+class SqlRefused(QueryError):
+    """A `sql` statement against the policy (a write, a table or function off the lists, more
+    than one statement, a size or time limit), as opposed to one that failed on its own (a
+    syntax error, an unknown column): the read audit records it as `denied`."""
 
 
 def normalise_time(value: str | None, name: str) -> str | None:

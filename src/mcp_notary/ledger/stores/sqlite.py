@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mcp_notary.errors import StoreError, StoreVersionError
+from mcp_notary.ledger.private import PRIVATE_FILE, exposure, make_private_dir
 from mcp_notary.ledger.store import (
     EVENT_COLUMNS,
     PRUNE_COPY,
@@ -106,6 +110,47 @@ CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
 """
 
 
+def store_files(path: Path) -> tuple[Path, ...]:
+    """The database and the side files SQLite keeps beside it (WAL, shared memory, journal)."""
+    return (path, *(Path(f"{path}{suffix}") for suffix in ("-wal", "-shm", "-journal")))
+
+
+def exposed_store(path: Path) -> str | None:
+    """Why the store at `path` is open to other local accounts, or None if it is not."""
+    found = exposure(*store_files(path))
+    if not found:
+        return None
+    modes = ", ".join(f"{p.name} {mode:04o}" for p, mode in found)
+    names = " ".join(str(p) for p, _ in found)
+    return (
+        f"audit store {path} can be read by other users ({modes}): they can copy the trail "
+        f"without roles or a read audit (run: chmod 600 {names})"
+    )
+
+
+_warned: set[Path] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_if_exposed(path: Path) -> None:
+    """Say once per process that a store is open to others (every open would be noise)."""
+    message = exposed_store(path)
+    with _warned_lock:
+        if message is None or path in _warned:
+            return
+        _warned.add(path)
+    print(f"mcp-notary: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file 0600 before SQLite opens it: SQLite would create it with the
+    umask's mode (0644 under 022), and it gives the -wal and -shm files the database's mode."""
+    make_private_dir(path.parent)
+    # An existing store (or another process's new one) is opened by SQLite as it is.
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+
+
 class SQLiteStore:
     """`Store` over one SQLite file. One connection per instance, guarded by a lock so a writer
     thread and readers in the same process can share it."""
@@ -129,7 +174,7 @@ class SQLiteStore:
                     f"file:{self.path}?mode=ro", uri=True, check_same_thread=False
                 )
             else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                _create_private(self.path)
                 self._db = sqlite3.connect(
                     self.path,
                     isolation_level=None,
@@ -144,6 +189,9 @@ class SQLiteStore:
             self._check_version()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open audit store {self.path}: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot create audit store {self.path}: {exc}") from exc
+        _warn_if_exposed(self.path)
 
     def _init_schema(self) -> None:
         # One transaction: concurrent first starts must not race on creation or migration.
