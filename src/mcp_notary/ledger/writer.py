@@ -134,6 +134,9 @@ class LedgerWriter:
         with self._backlog_cond:
             if wait and threading.current_thread() is not self._thread:
                 self._wait_for_writer()
+                if self._closed:  # closed while we waited: nothing would write it now
+                    future.set_exception(StoreError("ledger writer is closed"))
+                    return future
             self._behind.append(time.monotonic())
         self._queue.put((event, future))
         return future
