@@ -12,6 +12,8 @@ import json
 import os
 import socket
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -35,7 +37,7 @@ from mcp_notary.ledger.checkpointer import (
 from mcp_notary.ledger.keys import load_or_create_signing_key
 from mcp_notary.ledger.spool import SpoolingStore
 from mcp_notary.ledger.store import Store, StreamHead, StreamInfo, prepare_row
-from mcp_notary.ledger.writer import BATCH_MAX_WAIT_S, LedgerWriter
+from mcp_notary.ledger.writer import BATCH_MAX_WAIT_S, BacklogLimit, Backpressure, LedgerWriter
 from mcp_notary.lifecycle.policy import parse_days
 from mcp_notary.lifecycle.sealing import (
     SubjectRule,
@@ -51,6 +53,9 @@ from mcp_notary.redact.policy import PolicyRedactor, RedactionPolicy
 from mcp_notary.vocabulary import Direction, Kind, Outcome
 
 Durability = Literal["batched", "strict"]
+# Backpressure is announced (stderr and a `backpressure` record) at most this often; the
+# waits in between are counted into the next announcement and the `stopped` record.
+BACKPRESSURE_REPORT_INTERVAL_S = 60.0
 
 
 def process_start_token(pid: int) -> str:
@@ -142,8 +147,13 @@ class AuditRecorder:
         stream_label: str | None = None,
         checkpointing: CheckpointSettings | None = None,
         sealing: PayloadSealing | None = None,
+        backlog: BacklogLimit | None = None,
     ) -> None:
         self.store = store
+        self.backlog = backlog or BacklogLimit()
+        self._pressure_lock = threading.Lock()
+        self._pressure_reported_at: float | None = None
+        self._pressure_unreported = 0
         self.sealing = sealing
         self._keyring = SubjectKeyring(store, sealing.vault) if sealing is not None else None
         self.checkpointing = checkpointing
@@ -187,6 +197,8 @@ class AuditRecorder:
             on_recovered=self._record_recovery,
             on_committed=self._checkpointer.committed if self._checkpointer else None,
             max_wait_s=0.0 if self.durability == "strict" else BATCH_MAX_WAIT_S,
+            backlog=self.backlog,
+            on_backpressure=self._record_backpressure,
         )
         if isinstance(self.store, SpoolingStore):
             # A database outage the spool rides out is still bracketed in the chain itself
@@ -208,14 +220,23 @@ class AuditRecorder:
         if self._writer is None:
             return
         if self._announce:
-            self.lifecycle("stopped", {"reason": reason, **(details or {})})
+            waits = self._writer.waits
+            pressure = (
+                {"backpressure": {"waits": waits, "waited_s": round(self._writer.waited_s, 3)}}
+                if waits
+                else {}
+            )
+            self.lifecycle("stopped", {"reason": reason, **(details or {}), **pressure})
         self._writer.close()
         self._writer = None
         if self._checkpointer is not None:
             self._checkpointer.close()  # the final checkpoint seals the stream
 
     def lifecycle(self, phase: str, details: dict[str, Any]) -> Future[Any]:
-        return self.record_event("lifecycle", {"phase": phase, **details})
+        """Record the pipeline's own facts (start, stop, outages, backpressure). These never
+        wait for the writer: they are few, and some are reported from threads the writer
+        itself may be waiting for (the spool's, the checkpointer's)."""
+        return self.record_event("lifecycle", {"phase": phase, **details}, wait=False)
 
     def record_event(
         self,
@@ -228,10 +249,11 @@ class AuditRecorder:
         tool: str | None = None,
         jsonrpc_id: str | int | None = None,
         direction: Direction | None = None,
+        wait: bool = True,
     ) -> Future[Any]:
         """Submit a payload-free event of `kind` (the read side's `audit_access`, the proxy's
         `auth` refusals) on behalf of `principal` (default: this recorder's); the future
-        resolves when it is durable."""
+        resolves when it is durable. ``wait=False``: never wait for a writer that is behind."""
         draft = EventDraft(
             kind=kind,
             timestamp=utc_timestamp(),
@@ -246,7 +268,7 @@ class AuditRecorder:
         )
         # Through the redactor like every exchange: details carry text from outside (the
         # launching command line, a refused token's claims, tool names and ids).
-        return self._submit(self._finalize_or_strip(draft))
+        return self._submit(self._finalize_or_strip(draft), wait=wait)
 
     def _close_abandoned_streams(self) -> list[tuple[str, int]]:
         """Streams whose process died without a clean stop: append an `ended_uncleanly` record
@@ -283,11 +305,41 @@ class AuditRecorder:
         """A break found while running: say so on stderr and in this stream (never silent)."""
         _warn(f"INTEGRITY ALERT: {message}")
         self.record_event(
-            "integrity_alert", {"detector": "checkpointer", "message": message[:1000]}
+            "integrity_alert", {"detector": "checkpointer", "message": message[:1000]}, wait=False
         )
 
     def _record_outage(self, what: str, details: dict[str, Any]) -> None:
         self.lifecycle(f"audit_{what}", details)
+
+    def _record_backpressure(self, pressure: Backpressure) -> None:
+        """The relay is about to wait for the writer: say so on stderr and in the stream
+        (rate-limited; the waits in between are counted into the next report)."""
+        now = time.monotonic()
+        with self._pressure_lock:
+            self._pressure_unreported += 1
+            last = self._pressure_reported_at
+            if last is not None and now - last < BACKPRESSURE_REPORT_INTERVAL_S:
+                return
+            self._pressure_reported_at = now
+            waits, self._pressure_unreported = self._pressure_unreported, 0
+        writer = self._writer
+        if writer is None:
+            return
+        behind_ms = round(pressure.behind_s * 1000, 1)
+        _warn(
+            f"audit writer is {pressure.behind_events} event(s) / {behind_ms} ms behind "
+            f"(limit {pressure.limit.events} / {pressure.limit.seconds * 1000:g} ms): "
+            "traffic waits until it catches up (backpressure)"
+        )
+        details = {
+            "behind_events": pressure.behind_events,
+            "behind_ms": behind_ms,
+            "limit_events": pressure.limit.events,
+            "limit_ms": pressure.limit.seconds * 1000,
+            "waits": waits,
+            "waited_s": round(writer.waited_s, 3),
+        }
+        self.lifecycle("backpressure", details)  # never waits (on itself)
 
     def _record_recovery(self, error: str, seconds: float) -> None:
         self.lifecycle("store_recovered", {"error": error[:500], "outage_s": round(seconds, 3)})
@@ -347,12 +399,12 @@ class AuditRecorder:
             return event
         return seal_event(event, key_ids, [self._keyring.key(k) for k in key_ids])
 
-    def _submit(self, event: AuditEvent) -> Future[Any]:
+    def _submit(self, event: AuditEvent, *, wait: bool = True) -> Future[Any]:
         if self._writer is None:
             failed: Future[Any] = Future()
             failed.set_exception(StoreError("recorder is not started"))
             return failed
-        return self._writer.submit(event)
+        return self._writer.submit(event, wait=wait)
 
 
 def recorder_for_server(

@@ -13,8 +13,9 @@ import pytest
 pytest.importorskip("boto3")
 pytest.importorskip("moto.server")
 
+from archive_expiry import END, check_mixed_expiry
 from e2e_notary import Notary
-from lifecycle_trail import build_aged_trail
+from lifecycle_trail import build_aged_trail, mixed_retention_config
 from moto_s3 import CREDENTIALS, locked_bucket, moto_endpoint
 
 from mcp_notary.ledger.segment import decode_segment
@@ -73,3 +74,36 @@ def test_retention_archives_to_a_locked_bucket(
     report = json.loads(out)
     assert status == 0, report["findings"]
     assert report["archive_segments"] == len(objects)
+
+
+def test_mixed_retention_locks_and_removes_each_segment_at_its_own_expiry(
+    notary: Notary, endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Object Lock holds each segment exactly until its own events' period ends (refunds 120
+    days, their neighbours a year), and expiry then removes every version of it, not just
+    the current one behind a delete marker."""
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    s3 = locked_bucket(endpoint, BUCKET)
+    store = tmp_path / "audit.db"
+    key = notary.home / ".local/share/mcp-notary/checkpoint.key"
+    build_aged_trail(store, key, events=1_500, streams=1, days=300, end=END)
+    url = f"s3://{BUCKET}/mixed?endpoint_url={endpoint}"
+    env = notary.env()
+    env.update(CREDENTIALS)
+    monkeypatch.setattr(notary, "env", lambda *a, **k: env)
+    check_mixed_expiry(notary, store, mixed_retention_config(tmp_path / "n.toml", url), url)
+    listing = s3.list_object_versions(Bucket=BUCKET, Prefix="mixed/")
+    versions = listing.get("Versions", [])
+    assert versions and not listing.get("DeleteMarkers")  # expired ones are gone entirely
+    for version in versions:
+        head = s3.head_object(Bucket=BUCKET, Key=version["Key"])
+        segment = decode_segment(s3.get_object(Bucket=BUCKET, Key=version["Key"])["Body"].read())
+        assert segment.total_days in (120, 365)
+        assert segment.expires_at is not None
+        until = datetime.fromisoformat(segment.expires_at.replace("Z", "+00:00"))
+        assert head["ObjectLockMode"] == "COMPLIANCE"
+        assert abs(head["ObjectLockRetainUntilDate"] - until) < timedelta(seconds=1)
+        newest = max(json.loads(b)["timestamp"] for b in segment.bodies)
+        newest_at = datetime.fromisoformat(newest.replace("Z", "+00:00"))
+        assert until == newest_at + timedelta(days=segment.total_days)

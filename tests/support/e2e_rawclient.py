@@ -33,6 +33,8 @@ class RawPipeClient:
         self.sent = bytearray()
         self.received = bytearray()
         self.stderr = bytearray()
+        # (size of `received` after a read, monotonic time of that read): when bytes arrived.
+        self.arrivals: list[tuple[int, float]] = []
         self._cond = threading.Condition()
         self._eof = False
         self._threads = [
@@ -53,6 +55,7 @@ class RawPipeClient:
                     self._cond.notify_all()
                     return
                 self.received += chunk
+                self.arrivals.append((len(self.received), time.monotonic()))
                 self._cond.notify_all()
 
     def _pump_stderr(self) -> None:
@@ -91,6 +94,23 @@ class RawPipeClient:
                     out.append(json.loads(line))
                 except (json.JSONDecodeError, UnicodeDecodeError):
                     out.append(line)
+        return out
+
+    def answered_at(self) -> dict[Any, float]:
+        """When the response to each request id arrived (monotonic; the read that completed
+        its line)."""
+        with self._cond:
+            data, arrivals = bytes(self.received), list(self.arrivals)
+        out: dict[Any, float] = {}
+        start, i = 0, 0
+        while (end := data.find(b"\n", start)) >= 0:
+            while arrivals[i][0] <= end:
+                i += 1
+            with contextlib.suppress(ValueError):
+                msg = json.loads(data[start:end])
+                if isinstance(msg, dict) and "id" in msg and "method" not in msg:
+                    out[msg["id"]] = arrivals[i][1]
+            start = end + 1
         return out
 
     def wait_for(self, predicate: Any, timeout: float = 30.0) -> Any:
@@ -174,6 +194,54 @@ class RawPipeClient:
 
     def __exit__(self, *exc: object) -> None:
         self.kill_tree()
+
+
+class PipelinedLoad:
+    """Keeps `depth` requests in flight on `client` (ids from `first_id` up) until stopped: a
+    fast client that sends the next call as soon as an answer comes back."""
+
+    def __init__(
+        self, client: RawPipeClient, make: Any, *, depth: int = 64, first_id: int = 1
+    ) -> None:
+        self.client, self.make, self.depth = client, make, depth
+        self.next_id = first_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PipelinedLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        client, answered, scanned, sent = self.client, 0, 0, 0
+        while not self._stop.is_set():
+            want = answered + self.depth - sent
+            if want > 0:
+                lines = [self.make(self.next_id + k) for k in range(want)]
+                data = b"".join(
+                    json.dumps(m, separators=(",", ":")).encode() + b"\n" for m in lines
+                )
+                try:
+                    client.send_bytes(data)
+                except OSError:
+                    return  # the peer is gone (killed)
+                self.next_id += want
+                sent += want
+            with client._cond:
+                if len(client.received) == scanned and not client._eof:
+                    client._cond.wait(0.2)
+                if client._eof:
+                    return
+                # Every line the server sends here is an answer (no notifications are asked for).
+                answered += client.received.count(b"\n", scanned)
+                scanned = len(client.received)
 
 
 def child_pids(pid: int) -> list[int]:

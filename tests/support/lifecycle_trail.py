@@ -77,3 +77,26 @@ def build_aged_trail(
         seal_stream(db, name, settings)
     db.close()
     return AgedTrail(store, names, events, start, start + step * (events - 1))
+
+
+# -- mixed retention: a short-lived tool among long-lived ones ---------------------------------
+SHORT_TOOL, SHORT_DAYS, LONG_DAYS = "refund", 120, 365
+
+
+def mixed_retention_config(path: Path, archive_url: str) -> Path:
+    """Everything leaves the store after 30 days; `refund` calls are kept 120 days in all,
+    the others a year: in one stream, interleaved, so an archive segment that mixed them would
+    keep the refunds as long as their neighbours."""
+    path.write_text(
+        f'[retention]\nhot = "P30D"\ntotal = "P{LONG_DAYS}D"\narchive = "{archive_url}"\n'
+        f'[[retention.rules]]\ntool = "{SHORT_TOOL}"\nhot = "P30D"\ntotal = "P{SHORT_DAYS}D"\n'
+    )
+    return path
+
+
+def own_end(event: dict[str, object]) -> datetime:
+    """When the total period of a trail event ends under `mixed_retention_config`."""
+    days = SHORT_DAYS if event["tool"] == SHORT_TOOL else LONG_DAYS
+    return datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00")) + timedelta(
+        days=days
+    )

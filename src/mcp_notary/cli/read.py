@@ -23,6 +23,7 @@ from mcp_notary.cli.main import store_option
 from mcp_notary.cli.terminal import cell, json_for_terminal, markup_safe
 from mcp_notary.errors import ConfigError
 from mcp_notary.events.model import KINDS, OUTCOMES
+from mcp_notary.ids import utc_timestamp
 from mcp_notary.ledger.segment import decode_segment
 from mcp_notary.ledger.store import EventRow
 from mcp_notary.lifecycle.archive import Archive, open_archive
@@ -104,11 +105,13 @@ def matching_rows(engine: QueryEngine, query: Query) -> list[EventRow]:
 
 def with_archived(rows: list[EventRow], archive: Archive, query: Query) -> list[EventRow]:
     """`rows` plus the archived events matching `query` (an event both archived and still in
-    the store, such as one a legal hold kept, is listed once), oldest first, limited."""
+    the store, such as one a legal hold kept, is listed once), oldest first, limited. An
+    archived event whose own total period has ended is not listed."""
     seen = {r.event_id for r in rows}
     merged = list(rows)
+    now = utc_timestamp()
     for name in archive.names():
-        for row in segment_rows(decode_segment(archive.get(name)), query):
+        for row in segment_rows(decode_segment(archive.get(name)), query, now):
             if row.event_id not in seen:
                 seen.add(row.event_id)
                 merged.append(row)

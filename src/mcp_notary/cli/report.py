@@ -79,6 +79,13 @@ def _write_report(path: Path, data: bytes) -> None:
     metavar="DIR|s3://BUCKET/PREFIX",
     help="Anchor(s) holding checkpoint copies: receipts are listed, gaps reported.",
 )
+@click.option(
+    "--archive",
+    "archive_url",
+    metavar="DIR|s3://BUCKET/PREFIX",
+    help="The retention archive, judged with the store (storage limitation) "
+    "[default: [retention].archive of --config].",
+)
 @trusted_key_option
 @origin_prefix_option
 @purpose_option
@@ -91,6 +98,7 @@ def report(
     fmt: str,
     output: str | None,
     anchors: tuple[str, ...],
+    archive_url: str | None,
     trusted_keys: tuple[str, ...],
     origin_prefix: str,
     purpose: str | None,
@@ -113,7 +121,11 @@ def report(
     frm, to = _period(start, end)
     keys, key_sources = resolve_trusted_keys(trusted_keys)
     disabled = config.redaction.get("disable_rules", [])
-    options = EvidenceOptions(frm, to, keys, anchors, origin_prefix, tuple(disabled))
+    archive = archive_url or config.retention.get("archive")
+    options = EvidenceOptions(
+        frm, to, keys, anchors, origin_prefix, tuple(disabled),
+        archive=archive if isinstance(archive, str) and archive else None,
+    )  # fmt: skip
     with local_read_side(store or config.store, "mcp-notary report") as (side, caller):
         model = generate(
             side,

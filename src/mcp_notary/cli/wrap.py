@@ -16,6 +16,7 @@ from mcp_notary.events.build import CaptureContext
 from mcp_notary.identity.local import configured_principal, launch_facts, os_principal
 from mcp_notary.ledger.checkpointer import DEFAULT_INTERVAL_S
 from mcp_notary.ledger.stores import open_store
+from mcp_notary.ledger.writer import MAX_BEHIND_EVENTS, MAX_BEHIND_S, BacklogLimit
 from mcp_notary.recorder import (
     AuditRecorder,
     key_file_checkpointing,
@@ -33,8 +34,9 @@ from mcp_notary.recorder import (
     "--durability",
     type=click.Choice(["batched", "strict"]),
     default=None,
-    help="batched (default): group commits, never blocks traffic. strict: forward a request "
-    "only after its record is durable; refuse calls when the store fails.",
+    help="batched (default): group commits; traffic waits only when the writer falls behind "
+    "(--max-behind). strict: forward a request only after its record is durable; refuse calls "
+    "when the store fails.",
 )
 @click.option(
     "--signing-key",
@@ -58,6 +60,24 @@ from mcp_notary.recorder import (
     show_default=True,
     help="Seconds between checkpoints while the trail grows.",
 )
+@click.option(
+    "--max-behind",
+    envvar="MCP_NOTARY_MAX_BEHIND",
+    type=click.IntRange(min=1),
+    default=MAX_BEHIND_EVENTS,
+    show_default=True,
+    help="Backpressure: traffic waits while this many events are not yet durable "
+    "(what a kill -9 can lose). [env MCP_NOTARY_MAX_BEHIND]",
+)
+@click.option(
+    "--max-behind-ms",
+    envvar="MCP_NOTARY_MAX_BEHIND_MS",
+    type=click.FloatRange(min=0, min_open=True),
+    default=MAX_BEHIND_S * 1000,
+    show_default=True,
+    help="Backpressure: traffic waits while the oldest event not yet durable is this old. "
+    "[env MCP_NOTARY_MAX_BEHIND_MS]",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def wrap(
     store: str | None,
@@ -68,6 +88,8 @@ def wrap(
     signing_key: Path | None,
     anchors: tuple[str, ...],
     checkpoint_interval: float,
+    max_behind: int,
+    max_behind_ms: float,
     command: tuple[str, ...],
 ) -> None:
     """Start COMMAND as a stdio MCP server and audit every message it exchanges.
@@ -91,6 +113,7 @@ def wrap(
         stream_label=server_name or Path(command[0]).name,
         checkpointing=key_file_checkpointing(signing_key, anchors, checkpoint_interval),
         sealing=sealing_from_config(config),
+        backlog=BacklogLimit(max_behind, max_behind_ms / 1000),
     )
     recorder.start()
     status: int | None = None

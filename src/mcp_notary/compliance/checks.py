@@ -110,6 +110,15 @@ class LifecycleFacts:
     clear_payload_times: Sequence[str] = ()
     """Sorted times of stored events with a payload field in the clear (not sealed)."""
     payload_keys: Sequence[str] = ()  # day keys still present (`payload_YYYY-MM-DD`)
+    archive: str | None = None
+    """The archive read for the facts below (None: no archive given)."""
+    archive_error: str | None = None
+    """Why the archive could not be read, if it could not."""
+    archived_times: Sequence[str] = ()
+    """Sorted times of the events the archive still holds."""
+    archived_ends: Sequence[str] = ()
+    """Sorted ends of the own total periods of the events the archive still holds (those
+    kept forever left out)."""
 
 
 @dataclass(frozen=True)
@@ -536,7 +545,9 @@ def retention_enforced(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
     """Storage limitation (GDPR Art. 5(1)(e)): at the end of the period (less ``slack_days``,
     default 1) the store holds no event past ``total_days`` that retention governs (legal
     holds and lifecycle records excepted), and, with ``payload_days``, no payload older than
-    that in the clear and no day key older than that left to open one."""
+    that in the clear and no day key older than that left to open one. The archive, when the
+    report reads one, holds no event whose own total period has ended, nor any older than
+    ``total_days``."""
     life = facts.lifecycle
     # As for the oldest event: retention runs periodically, so allow one run interval.
     end = _parse(facts.period_to) - timedelta(days=float(params.get("slack_days", 1)))
@@ -549,6 +560,24 @@ def retention_enforced(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
         details["events_past_total"] = past
         if past:
             exceptions.append({"problem": f"stored events older than {total} days", "count": past})
+    if life.archive is not None:
+        details["archive"] = life.archive
+        if life.archive_error is not None:
+            exceptions.append({"problem": f"archive unreadable: {life.archive_error}", "count": 1})
+        ended = bisect.bisect_left(list(life.archived_ends), end.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        details["archived_events"] = len(life.archived_times)
+        details["archived_past_period"] = ended
+        if ended:
+            exceptions.append(
+                {"problem": "archived events past their own total period", "count": ended}
+            )
+        if total is not None:
+            old = bisect.bisect_left(list(life.archived_times), cut)
+            details["archived_past_total"] = old
+            if old:
+                exceptions.append(
+                    {"problem": f"archived events older than {total} days", "count": old}
+                )
     payload = params.get("payload_days")
     if payload is not None:
         cut = (end - timedelta(days=int(payload))).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -28,9 +28,12 @@ from mcp_notary.compliance.checks import (
     LifecycleFacts,
     StreamFact,
 )
+from mcp_notary.errors import ConfigError, StoreError
 from mcp_notary.ids import utc_timestamp
 from mcp_notary.ledger.checkpointer import DEFAULT_ORIGIN_PREFIX
 from mcp_notary.ledger.keys import TrustedKey
+from mcp_notary.ledger.segment import SegmentError, decode_segment, period_end
+from mcp_notary.lifecycle.archive import open_archive
 from mcp_notary.lifecycle.holds import HeldRow, active_holds
 from mcp_notary.lifecycle.policy import NEVER_PRUNED
 from mcp_notary.lifecycle.retention import recorded_prunes_in
@@ -50,6 +53,7 @@ class EvidenceOptions:
     anchors: Sequence[str] = ()
     origin_prefix: str = DEFAULT_ORIGIN_PREFIX
     disabled_rules: Sequence[str] = ()
+    archive: str | None = None  # the retention archive (directory or s3:// URL) to read too
 
 
 def secret_scanner(disabled: Iterable[str] = ()) -> Callable[[str], list[tuple[str, str]]]:
@@ -196,6 +200,27 @@ _RUN_KEYS = (
 )  # fmt: skip
 
 
+def _archived(url: str) -> tuple[list[str], list[str], str | None]:
+    """What the archive at `url` still holds: the sorted times of its events, the sorted ends
+    of their own total periods (events kept forever left out), and the first read error."""
+    times: list[str] = []
+    ends: list[str] = []
+    try:
+        archive = open_archive(url)
+        for name in archive.names():
+            segment = decode_segment(archive.get(name))
+            for body in segment.bodies:
+                ts = str(_document(body).get("timestamp", ""))
+                times.append(ts)
+                if segment.total_days is not None:
+                    ends.append(period_end(ts, segment.total_days))
+                elif segment.expires_at is not None:  # format 1: one expiry per segment
+                    ends.append(segment.expires_at)
+    except (StoreError, SegmentError, ConfigError) as exc:
+        return sorted(times), sorted(ends), str(exc)[:300]
+    return sorted(times), sorted(ends), None
+
+
 def _lifecycle(db: ReadOnlyRows, side: ReadSide, opts: EvidenceOptions) -> LifecycleFacts:
     runs = _bodies(db, "retention")
     hold_bodies = _bodies(db, "legal_hold")
@@ -220,7 +245,14 @@ def _lifecycle(db: ReadOnlyRows, side: ReadSide, opts: EvidenceOptions) -> Lifec
         json.loads(b) for b in hold_bodies
         if opts.period_from <= json.loads(b)["timestamp"] < opts.period_to
     ]  # fmt: skip
+    archived_times, archived_ends, archive_error = (
+        _archived(opts.archive) if opts.archive else ([], [], None)
+    )
     return LifecycleFacts(
+        archive=opts.archive,
+        archive_error=archive_error,
+        archived_times=archived_times,
+        archived_ends=archived_ends,
         runs=[_summary(b, _RUN_KEYS) for b in runs],
         holds=[h.to_details() for h in in_force],
         hold_events=[

@@ -170,11 +170,21 @@ class S3Archive:
             raise ArchiveError(f"cannot read {self.name}{name}: {exc}") from exc
 
     def delete(self, name: str) -> bool:
+        """Delete every version of the segment's object (with Object Lock the bucket is
+        versioned: a plain delete would only hide the data behind a delete marker)."""
+        key = self.prefix + name
         try:
-            self._client.delete_object(Bucket=self.bucket, Key=self.prefix + name)
+            listing = self._client.list_object_versions(Bucket=self.bucket, Prefix=key)
+            versions = [
+                v["VersionId"]
+                for v in [*listing.get("Versions", []), *listing.get("DeleteMarkers", [])]
+                if v["Key"] == key
+            ]
+            for version in versions:
+                self._client.delete_object(Bucket=self.bucket, Key=key, VersionId=version)
         except Exception:
-            return False  # locked until its retain-until date: the bucket removes it later
-        return True
+            return False  # locked until its retain-until date: a later run removes it
+        return bool(versions)
 
 
 def open_archive(url: str) -> Archive:

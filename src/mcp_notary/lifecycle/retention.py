@@ -10,6 +10,7 @@ position, leaf and chain hash, so the chain and every signed checkpoint still ve
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -53,7 +54,16 @@ class StreamPlan:
     kept: int = 0
     spans: list[tuple[int, int]] = field(default_factory=list)
     """Stored seq runs to write as segments: each covers archive ranges and the held or kept
-    events between them (copies of those are harmless and keep segments few and large)."""
+    events between them (segments hold only the archived bodies, the others' hashes)."""
+    totals: list[tuple[int, int | None]] = field(default_factory=list)
+    """The total period of the archived events: (first seq, days) wherever it changes, in seq
+    order (None: kept forever). Segments are grouped by it, so each event leaves the archive
+    when its own period ends."""
+
+    def total_for(self, seq: int) -> int | None:
+        """The total period of archived event `seq` (None, kept forever, if none is noted)."""
+        at = bisect.bisect_right(self.totals, seq, key=lambda t: t[0]) - 1
+        return self.totals[at][1] if at >= 0 else None
 
     @property
     def pruned(self) -> list[tuple[int, int]]:
@@ -186,6 +196,8 @@ def plan_stream(
             expire.append(row.seq)
             continue
         archive.append(row.seq)
+        if not plan.totals or plan.totals[-1][1] != periods.total:
+            plan.totals.append((row.seq, periods.total))
         if open_span is None:
             open_span = [row.seq, row.seq]
             spans.append(open_span)
@@ -290,13 +302,6 @@ def apply_plan(
     """Carry out `plan`: write segments, record the run (durably, through `record`), prune,
     then delete archived segments past their total period."""
 
-    def expires(newest: str) -> str | None:
-        days = plan.policy.longest_total()
-        if days is None or not newest:
-            return None
-        moment = datetime.fromisoformat(newest.replace("Z", "+00:00")) + timedelta(days=days)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
     for stream_plan in plan.active:
         if stream_plan.archive:
             if archive is None or signer is None:
@@ -314,7 +319,6 @@ def apply_plan(
                 signer,
                 origin,
                 plan.run_id,
-                expires,
                 progress,
             )
     if not plan.changes:

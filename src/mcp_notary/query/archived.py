@@ -90,16 +90,26 @@ def event_matches(query: Query, event: Mapping[str, Any]) -> bool:
     return True
 
 
-def segment_rows(segment: Segment, query: Query) -> Iterator[EventRow]:
-    """The segment's events matching `query`, as rows (hashes recomputed from the bytes)."""
+def segment_rows(segment: Segment, query: Query, now: str | None = None) -> Iterator[EventRow]:
+    """The segment's events matching `query`, as rows (hashes recomputed from the bytes).
+    With `now`, an event whose own total period ended by then is not returned: it is past
+    its retention even if the archive still holds it (a locked object, a run not yet done)."""
+    if now is not None and segment.expires_at is not None and segment.expires_at < now:
+        return
     prev = segment.prev_chain_hash
-    for seq, body in enumerate(segment.bodies, segment.first_seq):
+    for seq, body, _, given in segment.entries():
+        if body is None:
+            assert given is not None
+            prev = given
+            continue
         prev = hashlib.sha256(prev + body).digest()
         try:
             event = json.loads(body)
         except ValueError:
             continue  # `verify --archive` reports it
         if not isinstance(event, dict) or not event_matches(query, event):
+            continue
+        if now is not None and segment.expired(str(event.get("timestamp", "")), now):
             continue
         yield EventRow(
             stream=segment.stream,

@@ -2,7 +2,8 @@
 store's kept hashes in, findings out.
 
 A segment is intact when (a) each body names its stream and seq, (b) the bodies chain from
-the segment's ``prev_chain_hash``, (c) their leaves folded onto the prefix give the root of
+the segment's ``prev_chain_hash`` (through the given chain hashes of the range's events it does
+not hold), (c) their leaves folded onto the prefix give the root of
 the checkpoint in its header, (d) that checkpoint is signed by a trusted key for the
 segment's stream and size, and, when the store is at hand, (e) the leaves and chain hashes
 equal what the store kept of the pruned events (so the archive holds exactly what left).
@@ -42,7 +43,14 @@ def check_segment(
     # (a), (b)
     prev = segment.prev_chain_hash
     chains: list[bytes] = []
-    for seq, body in enumerate(segment.bodies, segment.first_seq):
+    leaves: list[bytes] = []
+    for seq, body, leaf, given in segment.entries():
+        leaves.append(leaf)
+        if body is None:
+            assert given is not None
+            prev = given  # held elsewhere: its hashes are checked against the store, (e)
+            chains.append(prev)
+            continue
         try:
             event = json.loads(body)
             claimed = (event.get("stream"), event.get("seq"))
@@ -84,7 +92,7 @@ def check_segment(
     if stored is not None:
         kept = {r[0]: r for r in stored}
         for seq, leaf, chain in zip(
-            range(segment.first_seq, segment.last_seq + 1), segment.leaves(), chains, strict=True
+            range(segment.first_seq, segment.last_seq + 1), leaves, chains, strict=True
         ):
             row = kept.get(seq)
             if row is None:
