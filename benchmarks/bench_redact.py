@@ -2,6 +2,7 @@
 detector set, for realistic ~1 KB and ~64 KB tools/call events.
 
     .venv/bin/python benchmarks/bench_redact.py [--seconds 3] [--engine re2|re]
+    .venv/bin/python benchmarks/bench_redact.py --baseline-src /tmp/base/src [--rounds 5]
 
 The events look like real traffic: a tools/call with a few arguments, a text result of prose
 (dates, versions, ids, numbers: the look-alikes detectors must pass over) and a JSON copy of
@@ -9,7 +10,9 @@ structuredContent, `_meta`, server command and client info; one event in four al
 an image block. Two variants: "no secrets", and "3 secrets" where the arguments hold a
 connection URL with a password and a GitHub token under `api_token`, and the result an
 e-mail address. Prints plain figures: events/s and microseconds per event, from the CPU time
-of this process on one core (best of 5 rounds).
+of this process on one core (best of 5 rounds). With `--baseline-src DIR` (the `src` of another
+checkout, e.g. from `git worktree add /tmp/base <commit>`), both trees are measured side by
+side, each case in fresh processes alternating between the trees, and the ratio is printed.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ import argparse
 import base64
 import json
 import os
+import statistics
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -91,7 +97,7 @@ def make_draft(size: int, i: int, secrets: bool = True) -> Any:
     )
 
 
-def bench(size: int, seconds: float, secrets: bool) -> tuple[float, int]:
+def bench(size: int, secrets: bool, seconds: float) -> tuple[float, int]:
     from mcp_notary.redact.policy import PolicyRedactor, RedactionPolicy
     from mcp_notary.redact.tokens import RedactionKey
 
@@ -114,25 +120,63 @@ def bench(size: int, seconds: float, secrets: bool) -> tuple[float, int]:
     return best, raw
 
 
+CASES = {
+    "1KB, no secrets": (1024, False),
+    "1KB, 3 secrets": (1024, True),
+    "64KB, no secrets": (64 * 1024, False),
+    "64KB, 3 secrets": (64 * 1024, True),
+}
+
+
+def measure_in(src: str, label: str, seconds: float) -> float:
+    """events/s of one case, measured in a fresh process running the mcp_notary of `src`."""
+    env = {**os.environ, "PYTHONPATH": src}
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure", label, "--seconds", str(seconds)],
+        env=env, check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    return float(out.strip().splitlines()[-1])
+
+
+def compare(baseline: str, seconds: float, rounds: int) -> None:
+    """Both trees side by side, alternating which goes first, median of `rounds` runs each."""
+    here = str(Path(__file__).resolve().parent.parent / "src")
+    print(f"baseline: {baseline}\nthis tree: {here}")
+    for label in CASES:
+        runs: dict[str, list[float]] = {"baseline": [], "this tree": []}
+        for r in range(rounds):
+            order = ["baseline", "this tree"] if r % 2 == 0 else ["this tree", "baseline"]
+            for name in order:
+                runs[name].append(measure_in(baseline if name == "baseline" else here, label,
+                                             seconds))  # fmt: skip
+        base, new = statistics.median(runs["baseline"]), statistics.median(runs["this tree"])
+        print(f"{label}: baseline {base:,.0f} events/s, this tree {new:,.0f} events/s, "
+              f"ratio {new / base:.2f}x")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--engine", choices=("re2", "re"), default=None)
+    parser.add_argument("--baseline-src", help="compare with the mcp_notary of this src dir")
+    parser.add_argument("--rounds", type=int, default=5, help="runs per tree with --baseline-src")
+    parser.add_argument("--measure", choices=sorted(CASES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine == "re":
         os.environ["MCP_NOTARY_REGEX_ENGINE"] = "re"
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+    if args.baseline_src:
+        compare(args.baseline_src, args.seconds, args.rounds)
+        return
+    if "PYTHONPATH" not in os.environ:
+        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+    if args.measure:
+        print(bench(*CASES[args.measure], seconds=args.seconds)[0])
+        return
     from mcp_notary.redact.engine import ENGINE
 
     print(f"engine: {ENGINE}")
-    cases = (
-        ("1KB, no secrets", 1024, False),
-        ("1KB, 3 secrets", 1024, True),
-        ("64KB, no secrets", 64 * 1024, False),
-        ("64KB, 3 secrets", 64 * 1024, True),
-    )
-    for label, size, secrets in cases:
-        rate, raw = bench(size, args.seconds, secrets)
+    for label, (size, secrets) in CASES.items():
+        rate, raw = bench(size, secrets, args.seconds)
         print(f"{label} ({raw} bytes of params+result): {rate:,.0f} events/s, "
               f"{1e6 / rate:,.1f} us/event")  # fmt: skip
 
