@@ -431,3 +431,28 @@ def test_every_token_kind_glued_and_encoded(kind: str) -> None:
                  f"{token}secret=hunter2x"):  # fmt: skip
         out = default_detectors().redact(text, KEY).text
         assert token not in out, (kind, text, out)
+
+
+# -- counterexamples the property suite found, kept as fixed cases -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        # An Entra ID secret glued to a digit (its rule began with \b).
+        ("92yW6Q~fH-_ZM9TB.rKrmGsNmjQ8mT3OA94HhblZa", "ZM9TB.rKrmGsNmjQ8mT3OA94HhblZa"),
+        # A quoted pair inside an assignment's quoted value: the inner value ends in a quote.
+        ('SERVICE_TOKEN="access_token": "WfH%!ZM9T[B$rK2"', "WfH%!ZM9T[B$rK2"),
+        # An AWS key id glued to the assignment that follows it (its rule ended with \b).
+        ("ASIA2CQ7ZT6WNISIGQJTsecret=hunter2hunter2", "ASIA2CQ7ZT6WNISIGQJT"),
+        # A URL whose scheme is glued to a digit.
+        ("9amqp://admin:p)qV}8?[i}b8H-Dy88@10.0.3.7:3467/shop", "p)qV}8?[i}b8H-Dy88"),
+        # A key name with a zero-width space, in text.
+        ("pass\u200bword=gdyejuqnngsefuoqrklw", "gdyejuqnngsefuoqrklw"),
+        # A qualifier glued to the word before `key`.
+        ("xapi_key = LqV}8?[i}b8H-Dy88", "LqV}8?[i}b8H-Dy88"),
+    ],
+)
+def test_found_counterexamples(text: str, secret: str) -> None:
+    assert secret not in default_detectors().redact(text, KEY).text
+    assert secret not in stored(call({"m": text}))
