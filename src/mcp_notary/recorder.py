@@ -108,12 +108,12 @@ def _started_details(row: EventRow | None) -> dict[str, Any] | None:
     return details if details.get("phase") == "started" else None
 
 
-def _process_alive(store: Store, info: StreamInfo) -> bool:
+def _process_alive(store: Store, stream: str, info: StreamInfo | None) -> bool:
     """Never claims another host's stream, or one whose writer cannot be told, is dead."""
-    if writer_alive(info.stream, info) is not False:
+    if writer_alive(stream, info) is not False:
         return True
-    first = next(iter(store.scan(info.stream)), None)
-    return writer_alive(info.stream, info, first) is not False
+    first = next(iter(store.scan(stream)), None)
+    return writer_alive(stream, info, first) is not False
 
 
 def _last_phase(store: Store, stream: str, head: StreamHead) -> str | None:
@@ -306,11 +306,14 @@ class AuditRecorder:
         """Streams whose process died without a clean stop: append an `ended_uncleanly` record
         to each (so it is reported once) and return them."""
         found = []
-        for info in self.store.streams():
-            if info.stream == self.stream or _process_alive(self.store, info):
+        # Every stream with events, registered or not: a deleted registration must not keep
+        # a dead writer's stream from being closed.
+        registered = {info.stream: info for info in self.store.streams()}
+        for stream in self.store.stream_names():
+            if stream == self.stream or _process_alive(self.store, stream, registered.get(stream)):
                 continue
-            head = self.store.head(info.stream)
-            if _last_phase(self.store, info.stream, head) in ("stopped", "ended_uncleanly", "read"):
+            head = self.store.head(stream)
+            if _last_phase(self.store, stream, head) in ("stopped", "ended_uncleanly", "read"):
                 continue
             closing = payload_free_event(
                 EventDraft(
@@ -322,15 +325,15 @@ class AuditRecorder:
                 )
             )
             try:
-                self.store.append_batch([prepare_row(closing, info.stream, head)])
+                self.store.append_batch([prepare_row(closing, stream, head)])
             except StoreError:
                 continue  # another starting process closed it first
             if self.checkpointing is not None:
                 try:
-                    seal_stream(self.store, info.stream, self.checkpointing)
+                    seal_stream(self.store, stream, self.checkpointing)
                 except NotaryError as exc:
-                    _warn(f"cannot checkpoint abandoned stream {info.stream}: {exc}")
-            found.append((info.stream, head.seq))
+                    _warn(f"cannot checkpoint abandoned stream {stream}: {exc}")
+            found.append((stream, head.seq))
         return found
 
     def _integrity_alert(self, message: str) -> None:
