@@ -158,7 +158,7 @@ def test_the_untouched_copy_verifies(store: Store) -> None:
 def test_forged_principal_id_gives_a_viewer_nothing_of_alices(store: Store) -> None:
     stream, seq, alices = store.event("principal_id = 'alice' AND kind = 'call'")
     store.tamper("UPDATE events SET principal_id = ? WHERE event_id = ?", (ME, alices))
-    status, report = store.verify()
+    _, report = store.verify()
     mismatch(report, stream, seq, "principal_id")
 
     store.set_role(ME, "viewer")
@@ -172,7 +172,7 @@ def test_forged_principal_id_gives_a_viewer_nothing_of_alices(store: Store) -> N
 def test_edited_kind_neither_hides_the_event_nor_changes_what_it_is(store: Store) -> None:
     stream, seq, event_id = store.event("kind = 'call'")
     store.tamper("UPDATE events SET kind = 'audit_access' WHERE event_id = ?", (event_id,))
-    status, report = store.verify()
+    _, report = store.verify()
     mismatch(report, stream, seq, "kind")
 
     calls, warned = store.listed("--kind", "call")
@@ -196,7 +196,7 @@ def test_edited_filter_column_does_not_make_the_event_match_the_forgery(
 ) -> None:
     stream, seq, event_id = store.event(f"{where} AND kind = 'call'")
     store.tamper(f"UPDATE events SET {column} = ? WHERE event_id = ?", (forged, event_id))
-    status, report = store.verify()
+    _, report = store.verify()
     mismatch(report, stream, seq, column)
 
     matched, _ = store.listed(option, forged)
@@ -213,7 +213,7 @@ def test_edited_event_id_does_not_answer_for_the_forged_id(store: Store) -> None
     _, _, other = store.event(f"kind = 'call' AND event_id != '{event_id}'")
     forged = "01900000-0000-7000-8000-00000000f0f0"
     store.tamper("UPDATE events SET event_id = ? WHERE event_id = ?", (forged, event_id))
-    status, report = store.verify()
+    _, report = store.verify()
     mismatch(report, stream, seq, "event_id")
 
     shown = store.run("show", "--json", forged)
