@@ -14,7 +14,9 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +25,16 @@ from typing import Any
 import psycopg
 import pytest
 from e2e_notary import Notary, drop_append_only_triggers, sqlite_connect, store_files
+from e2e_rawclient import RawPipeClient
 from pgtest import pg_schema
 from readside_trail import run_trail
 from store_copy import copy_trail
+from trail import INIT
 
 from mcp_notary.access.control import Caller
 from mcp_notary.access.readside import open_read_side
 from mcp_notary.events.model import Principal
+from mcp_notary.recorder import process_start_token
 
 pytestmark = pytest.mark.timeout(300)
 ME = pwd.getpwuid(os.getuid()).pw_name
@@ -242,3 +247,52 @@ def test_deleted_stream_registration_is_named(store: Store) -> None:
     found = [f for f in report["findings"] if f["kind"] == "stream_record"]
     assert [f["stream"] for f in found] == [stream], report["findings"]
     assert "no registration" in found[0]["detail"] and status == 1
+
+
+def _crashed_wrap(notary: Notary, time_cmd: list[str], store: Path) -> str:
+    """Run a wrap, make one call, kill it (SIGKILL): the stream of a writer that is gone and
+    that has no close record. Returns the stream."""
+    with RawPipeClient(notary.wrap_argv(time_cmd, store=store), notary.env()) as client:
+        client.request(INIT, timeout=60)
+        client.request(
+            {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+             "params": {"name": "get_current_time", "arguments": {"timezone": "UTC"}}},
+            timeout=60,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not Store(str(store), notary).query("SELECT 1 FROM events WHERE kind = 'call'"):
+            assert time.monotonic() < deadline, "the call was never stored"
+            time.sleep(0.05)
+        client.signal(signal.SIGKILL)
+        client.wait(30)
+    (stream,) = Store(str(store), notary).query("SELECT DISTINCT stream FROM events")[0]
+    return str(stream)
+
+
+@pytest.mark.parametrize("attack", ["host", "pid", "deleted"])
+def test_a_dead_writers_stream_is_closed_whatever_its_registration_says(
+    notary: Notary, time_cmd: list[str], tmp_path: Path, attack: str
+) -> None:
+    path = tmp_path / "audit.db"
+    stream = _crashed_wrap(notary, time_cmd, path)
+    store = Store(str(path), notary)
+    if attack == "host":  # "on another host": never closed from here
+        store.tamper("UPDATE streams SET host = 'elsewhere.example' WHERE stream = ?", (stream,))
+    elif attack == "pid":  # "still running": this test's own process
+        me = os.getpid()
+        store.tamper(
+            "UPDATE streams SET pid = ?, process_start = ? WHERE stream = ?",
+            (me, process_start_token(me), stream),
+        )
+    else:
+        store.tamper("DELETE FROM streams WHERE stream = ?", (stream,))
+    _, report = store.verify()
+    assert [f["stream"] for f in report["findings"] if f["kind"] == "stream_record"] == [stream]
+    (mine,) = [s for s in report["stream_reports"] if s["stream"] == stream]
+    assert mine["state"]["closure"] == "gone"
+
+    run_trail(notary, time_cmd, path, 2)  # the next writer to start closes the dead stream
+    ((body,),) = store.query(
+        "SELECT body FROM events WHERE stream = ? ORDER BY seq DESC LIMIT 1", (stream,)
+    )
+    assert json.loads(bytes(body))["details"]["phase"] == "ended_uncleanly"
