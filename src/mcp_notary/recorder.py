@@ -36,7 +36,14 @@ from mcp_notary.ledger.checkpointer import (
 )
 from mcp_notary.ledger.keys import load_or_create_signing_key
 from mcp_notary.ledger.spool import SpoolingStore
-from mcp_notary.ledger.store import Store, StreamHead, StreamInfo, prepare_row
+from mcp_notary.ledger.store import (
+    EventRow,
+    Store,
+    StreamHead,
+    StreamInfo,
+    as_hashed,
+    prepare_row,
+)
 from mcp_notary.ledger.writer import BATCH_MAX_WAIT_S, BacklogLimit, Backpressure, LedgerWriter
 from mcp_notary.lifecycle.policy import parse_days
 from mcp_notary.lifecycle.sealing import (
@@ -68,10 +75,50 @@ def process_start_token(pid: int) -> str:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
-def _process_alive(info: StreamInfo) -> bool:
-    if info.host != socket.gethostname():
-        return True  # cannot tell from here; never claim another host's stream is dead
-    return process_start_token(info.pid) == info.process_start
+def writer_alive(
+    stream: str, info: StreamInfo | None, started: EventRow | None = None
+) -> bool | None:
+    """Whether the process that writes `stream` still runs; None if it ran on another host.
+
+    Host and pid come from the stream's name, which every hashed event of it states, never
+    from the streams table alone (anyone who can write the file can edit that). The process
+    start time that tells a reused pid apart comes from the stream's hashed ``started``
+    record when it has one, else from the registration if that names the same process."""
+    host, _, rest = stream.partition("/")
+    pid_text = rest.partition("/")[0]
+    if not pid_text.isdigit() or host != socket.gethostname():
+        return None
+    pid = int(pid_text)
+    token = process_start_token(pid)
+    if token == "unknown":
+        return False
+    details = _started_details(started)
+    if details is not None and isinstance(details.get("process_start"), str):
+        return bool(token == details["process_start"])
+    if info is not None and info.host == host and info.pid == pid:
+        return token == info.process_start
+    return True
+
+
+def _started_details(row: EventRow | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    try:
+        event = json.loads(row.body)
+    except ValueError:
+        return None
+    details = event.get("details") if isinstance(event, dict) else None
+    if event.get("kind") != "lifecycle" or not isinstance(details, dict):
+        return None
+    return details if details.get("phase") == "started" else None
+
+
+def _process_alive(store: Store, stream: str, info: StreamInfo | None) -> bool:
+    """Never claims another host's stream, or one whose writer cannot be told, is dead."""
+    if writer_alive(stream, info) is not False:
+        return True
+    first = next(iter(store.scan(stream)), None)
+    return writer_alive(stream, info, first) is not False
 
 
 def _last_phase(store: Store, stream: str, head: StreamHead) -> str | None:
@@ -80,6 +127,7 @@ def _last_phase(store: Store, stream: str, head: StreamHead) -> str | None:
     stream needs no closing record, since each record was made durable before the command
     went on."""
     last = next(iter(store.scan(stream, from_seq=max(head.seq, 1))), None)
+    last = as_hashed(last) if last is not None else None  # the kind the event states
     if last is not None and last.kind in ("audit_access", "retention", "legal_hold", "erasure"):
         return "read"
     if last is None or last.kind != "lifecycle":
@@ -207,7 +255,15 @@ class AuditRecorder:
         if announce:
             self.lifecycle(
                 "started",
-                {"durability": self.durability, "pid": pid, "launch": self.context.launch or {}},
+                {
+                    "durability": self.durability,
+                    "pid": pid,
+                    "launch": self.context.launch or {},
+                    # What the streams row says, under the hash (so the row can be checked).
+                    "host": info.host,
+                    "process_start": info.process_start,
+                    "label": info.server_name,
+                },
             )
         for stream, last_seq in unclean:
             self.lifecycle(
@@ -274,11 +330,14 @@ class AuditRecorder:
         """Streams whose process died without a clean stop: append an `ended_uncleanly` record
         to each (so it is reported once) and return them."""
         found = []
-        for info in self.store.streams():
-            if info.stream == self.stream or _process_alive(info):
+        # Every stream with events, registered or not: a deleted registration must not keep
+        # a dead writer's stream from being closed.
+        registered = {info.stream: info for info in self.store.streams()}
+        for stream in self.store.stream_names():
+            if stream == self.stream or _process_alive(self.store, stream, registered.get(stream)):
                 continue
-            head = self.store.head(info.stream)
-            if _last_phase(self.store, info.stream, head) in ("stopped", "ended_uncleanly", "read"):
+            head = self.store.head(stream)
+            if _last_phase(self.store, stream, head) in ("stopped", "ended_uncleanly", "read"):
                 continue
             closing = payload_free_event(
                 EventDraft(
@@ -290,15 +349,15 @@ class AuditRecorder:
                 )
             )
             try:
-                self.store.append_batch([prepare_row(closing, info.stream, head)])
+                self.store.append_batch([prepare_row(closing, stream, head)])
             except StoreError:
                 continue  # another starting process closed it first
             if self.checkpointing is not None:
                 try:
-                    seal_stream(self.store, info.stream, self.checkpointing)
+                    seal_stream(self.store, stream, self.checkpointing)
                 except NotaryError as exc:
-                    _warn(f"cannot checkpoint abandoned stream {info.stream}: {exc}")
-            found.append((info.stream, head.seq))
+                    _warn(f"cannot checkpoint abandoned stream {stream}: {exc}")
+            found.append((stream, head.seq))
         return found
 
     def _integrity_alert(self, message: str) -> None:

@@ -50,7 +50,8 @@ def test_jsonl_to_stdout_is_recorded_as_a_read(notary: Notary, tmp_path: Path) -
     proc = notary.run("export", "--format", "jsonl", "--store", str(path), "--purpose", "T-1")
     assert proc.returncode == 0, proc.stderr.decode()
     exported = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert [e["kind"] for e in exported][:5] == ["call"] * 5
+    # (the shared reader stream, holding this export's own record, may sort first)
+    assert [e["kind"] for e in exported if e["kind"] != "audit_access"] == ["call"] * 5
     again = notary.run("export", "--format", "jsonl", "--store", str(path))
     reads = [json.loads(x) for x in again.stdout.splitlines()]
     access = [e for e in reads if e["kind"] == "audit_access"]
@@ -64,8 +65,10 @@ def test_ocsf_to_a_file(notary: Notary, tmp_path: Path) -> None:
     proc = notary.run("export", "--format", "ocsf", "--to", str(out), "--store", str(path))
     assert proc.returncode == 0, proc.stderr.decode()
     records = [json.loads(line) for line in out.read_bytes().splitlines()]
+    calls = call_ids(notary, path)
+    records = [r for r in records if r["metadata"]["uid"] in calls]  # not the reads
     assert [r["class_uid"] for r in records[:3]] == [6003] * 3
-    assert [r["metadata"]["uid"] for r in records[:3]] == call_ids(notary, path)[:3]
+    assert [r["metadata"]["uid"] for r in records[:3]] == calls[:3]
 
 
 class SyslogReceiver:
@@ -222,7 +225,8 @@ def test_export_from_postgresql(notary: Notary) -> None:
         proc = notary.run("export", "--format", "ecs", "--store", url)
         assert proc.returncode == 0, proc.stderr.decode()
         records = [json.loads(line) for line in proc.stdout.splitlines()]
-        assert [r["event"]["action"] for r in records][:4] == ["tools/call"] * 4
+        actions = [r["event"]["action"] for r in records]
+        assert [a for a in actions if not a.startswith("audit/")] == ["tools/call"] * 4
         store = open_store(url, readonly=True)
         try:
             bodies = [json.loads(r.body) for s in store.stream_names() for r in store.scan(s)]

@@ -42,7 +42,10 @@ def build_aged_trail(
     names = [f"host/{1000 + i}/aged-{i}" for i in range(streams)]
     heads = {name: StreamHead() for name in names}
     for name in names:
-        db.create_stream(StreamInfo(name, stamp(end - timedelta(days=days)), "host", 1, "0", "srv"))
+        pid = int(name.split("/")[1])  # the registration agrees with the name (verify checks)
+        db.create_stream(
+            StreamInfo(name, stamp(end - timedelta(days=days)), "host", pid, "0", "srv")
+        )
     start = end - timedelta(days=days)
     step = timedelta(days=days) / events
     batch: dict[str, list[EventRow]] = {name: [] for name in names}

@@ -128,9 +128,11 @@ def test_changed_field_with_recomputed_chain_is_caught_by_the_checkpoints(
     db.close()
     status, report = verify(notary, trail, copy)
     assert status == 1
-    assert len(findings(report)) == 1, findings(report)
-    (finding,) = findings(report)
-    assert finding["kind"] == "modified"
+    # The forger left the outcome column as it was: it no longer matches the event either.
+    (column,) = findings(report, "column_mismatch")
+    assert column["seq"] == seq and "outcome" in column["detail"]
+    assert len(findings(report, "modified")) == len(findings(report)) - 1 == 1, findings(report)
+    (finding,) = findings(report, "modified")
     assert finding["seq"] <= seq <= finding["seq_end"], finding
     assert "rehashed" in finding["detail"]
 
@@ -303,8 +305,10 @@ def test_forged_row_inserted_mid_stream_with_recomputed_chain(
     assert status == 1
     modified = findings(report, "modified")
     assert modified and modified[0]["seq"] <= at <= modified[0]["seq_end"]
-    # The shifted last event is now past the final checkpoint, too.
-    assert kinds(report) == {"modified", "uncovered"}
+    # The shifted last event is now past the final checkpoint, too; the forged row's columns
+    # (left empty) are not the event's.
+    assert kinds(report) == {"modified", "uncovered", "column_mismatch"}
+    assert {f["seq"] for f in findings(report, "column_mismatch")} == {at}
 
 
 def test_store_recomputed_and_signed_with_another_key(

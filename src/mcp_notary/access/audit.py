@@ -1,8 +1,10 @@
 """Audit of audits: every read of the trail, allowed or denied, becomes an `audit_access` event
 in the same tamper-evident ledger (PCI DSS 10.2.1.3, and 10.2.1.4 for refusals).
 
-A reader process owns one stream, created through `AuditRecorder` like a capture process's
-but without lifecycle records, so it holds nothing but its `audit_access` events. Each event is
+A long-lived reader (`mcp-notary serve`) owns one stream, created through `AuditRecorder`
+like a capture process's but without lifecycle records, so it holds nothing but its
+`audit_access` events; short-lived readers (the CLI) share the store's reader stream
+(:mod:`mcp_notary.access.readerstream`). Each event is
 made durable before the read it records is answered: a read that cannot be audited fails.
 """
 
@@ -14,6 +16,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mcp_notary.access.readerstream import SharedReaderStream
 from mcp_notary.access.roles import Action, Role
 from mcp_notary.errors import NotaryError, StoreError
 from mcp_notary.events.build import CaptureContext
@@ -115,7 +118,9 @@ class ReadAuditor:
     """Records `AccessRecord`s on this process's reader stream. The stream is created with the
     first record, so a reader that never got as far as a decision leaves no empty stream."""
 
-    def __init__(self, recorder: AuditRecorder, *, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, recorder: AuditRecorder | SharedReaderStream, *, timeout_s: float = 30.0
+    ) -> None:
         self.recorder = recorder
         self.timeout_s = timeout_s
         self._started = False
@@ -132,12 +137,17 @@ class ReadAuditor:
         interface: Interface,
         label: str,
         checkpointing: CheckpointSettings | None = None,
+        shared: bool = False,
     ) -> ReadAuditor:
-        """A reader stream on `store` (which must be writable)."""
+        """A reader stream on `store` (which must be writable): with `shared`, the store's
+        shared reader stream (short-lived readers), else one of this process's own."""
+        context = CaptureContext(principal=process_principal, transport=_TRANSPORT[interface])
+        if shared:
+            return cls(SharedReaderStream(store, context, label=label, checkpointing=checkpointing))
         recorder = AuditRecorder(
             store,
             _PayloadFreeOnly(),
-            CaptureContext(principal=process_principal, transport=_TRANSPORT[interface]),
+            context,
             stream_label=label,
             checkpointing=checkpointing,
         )

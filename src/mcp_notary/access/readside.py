@@ -78,9 +78,12 @@ def open_read_side(
     label: str,
     signing_key: Path | None = None,
     oidc: TokenVerifier | None = None,
+    shared: bool = False,
 ) -> ReadSide:
     """Open an existing store for reading and start this process's reader stream, checkpointed
-    with the same signing key as capture processes use (default: the per-user key file)."""
+    with the same signing key as capture processes use (default: the per-user key file).
+    With `shared` (short-lived readers), reads are recorded on the store's shared reader
+    stream instead of a stream of this process's own."""
     url = url or default_store_url()
     path = sqlite_path(url)
     if path is None and not _is_postgres(url):
@@ -100,6 +103,7 @@ def open_read_side(
             interface=interface,
             label=label,
             checkpointing=checkpointing,
+            shared=shared,
         )
     except Exception:
         store.close()

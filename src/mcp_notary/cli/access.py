@@ -33,9 +33,12 @@ _DURATION = re.compile(r"^(\d+)([hdw])$")
 
 @contextmanager
 def local_read_side(store: str | None, label: str) -> Iterator[tuple[ReadSide, Caller]]:
-    """The read side as the OS user running the command; the reader stream is sealed on exit."""
+    """The read side as the OS user running the command. Its reads are recorded on the store's
+    shared reader stream, checkpointed on exit."""
     principal = os_principal()
-    side = open_read_side(store, process_principal=principal, interface="cli", label=label)
+    side = open_read_side(
+        store, process_principal=principal, interface="cli", label=label, shared=True
+    )
     try:
         yield side, side.control.local_caller(principal)
     finally:

@@ -24,7 +24,7 @@ from mcp_notary.export.cursor import Cursor
 from mcp_notary.export.mapping import FORMATS, formatter, hec_record, to_syslog
 from mcp_notary.export.runner import Select, export_once, follow
 from mcp_notary.export.sinks import DEFAULT_DATA_STREAM, open_sink
-from mcp_notary.ledger.store import EventRow, Store
+from mcp_notary.ledger.store import EventRow, Store, as_hashed
 from mcp_notary.ledger.stores import default_store_url
 
 
@@ -40,7 +40,8 @@ def _authorised(
         decision = require(side, caller, "export", query, purpose)
         side.control.record(caller, "export", decision, "cli", query=query, purpose=purpose)
         me = caller.principal.id
-        yield side.store, (lambda r: r.principal_id == me) if decision.own_only else _all
+        # Scoped on the principal the hashed event states, never on the editable column.
+        yield side.store, (lambda r: as_hashed(r).principal_id == me) if decision.own_only else _all
 
 
 def _all(row: EventRow) -> bool:

@@ -80,6 +80,17 @@ def _table(rows: list[EventRow]) -> Table:
     return table
 
 
+def warn_mismatched(count: int) -> None:
+    """Say on stderr that stored columns were found edited (the rows were read as hashed)."""
+    if count:
+        click.echo(
+            f"mcp-notary: WARNING: {count} event(s) read have stored columns (kind, principal, "
+            "tool...) that disagree with their hashed bytes; they were filtered and shown as "
+            "hashed. The store was edited: run `mcp-notary verify`.",
+            err=True,
+        )
+
+
 def build_index(engine: QueryEngine) -> None:
     """Build the search index on first use, with a progress bar on a terminal."""
     console = Console(stderr=True)
@@ -166,6 +177,7 @@ def events(
         engine = side.query_engine()
         try:
             rows = matching_rows(engine, query)
+            mismatched = engine.mismatched
         finally:
             engine.close()
         if archive_url:
@@ -182,6 +194,7 @@ def events(
             console = Console(width=160)  # piped or captured: don't squeeze to 80 columns
         console.print(_table(rows))
         click.echo(f"{len(rows)} event(s)", err=True)
+    warn_mismatched(mismatched)
 
 
 @click.command()
@@ -218,6 +231,7 @@ def show(
         engine = side.query_engine()
         try:
             row = engine.get(event_id)
+            mismatched = engine.mismatched
         finally:
             engine.close()
         if row is not None and decision.own_only and row.principal_id != caller.principal.id:
@@ -229,6 +243,7 @@ def show(
             caller, "unseal" if unseal else "show", decision, "cli", query=query,
             returned=int(row is not None), purpose=purpose,
         )  # fmt: skip
+    warn_mismatched(mismatched)
     if row is None:
         raise ConfigError(f"no event with id {event_id}")
     if opened is not None:

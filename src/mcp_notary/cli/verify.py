@@ -25,10 +25,11 @@ from mcp_notary.ledger.keys import (
     vkey_path_for,
 )
 from mcp_notary.ledger.segment import SegmentError, decode_segment
-from mcp_notary.ledger.store import LeafRecord, Store
+from mcp_notary.ledger.store import LeafRecord, Store, column_check_rows, stream_ends
 from mcp_notary.ledger.stores import default_store_url, open_store, sqlite_path
 from mcp_notary.lifecycle.archive import Archive, open_archive
 from mcp_notary.lifecycle.retention import recorded_prunes_in
+from mcp_notary.recorder import writer_alive
 from mcp_notary.verify.chain import Finding
 from mcp_notary.verify.checkpoints import CheckpointEvidence
 from mcp_notary.verify.parallel import PARALLEL_MIN_ROWS, ParallelRowChecker
@@ -251,6 +252,7 @@ def verify(
 
             return parallel.run(stream, wanted, on_rows)
 
+        registrations = {info.stream: info for info in ledger.streams()}
         with progress:
             task = progress.add_task("verify", total=total)
             report = verify_trail(
@@ -263,6 +265,10 @@ def verify(
                 anchors_given=len(anchors),
                 run_rows=run_rows,
                 retention=recorded_prunes_in(ledger),
+                column_rows=lambda stream: column_check_rows(ledger, stream),
+                registrations=registrations,
+                ends=lambda stream: stream_ends(ledger, stream),
+                alive=lambda stream: writer_alive(stream, registrations.get(stream)),
             )
         segments = 0
         if archive_url:
@@ -292,12 +298,20 @@ def verify(
                 )
         if archive_url:
             out.print(f"[dim]i {segments} archived segment(s) checked in {archive_url}[/]")
+        for stream, state in report.states.items():
+            if state.closure in ("gone", "unknown"):
+                out.print(f"[yellow]![/] {markup_safe(stream)}: {markup_safe(state.detail)}")
         for finding in report.all_findings():
             mark = "[red]✗[/]" if finding.severity == "integrity" else "[yellow]![/]"
             out.print(f"{mark} {markup_safe(finding.describe())}")
+        for line in report.checked():
+            out.print(f"[dim]i checked {markup_safe(line)}[/]")
+        for line in report.limits():
+            out.print(f"[yellow]![/] limit: {markup_safe(line)}")
         mark = "[green]✓[/]" if report.status == 0 else "[red]✗[/]"
+        scope = "" if report.outside_evidence else " (against the store's own evidence only)"
         out.print(
-            f"{mark} {report.verdict}: {report.events} events in {len(report.streams)} "
+            f"{mark} {report.verdict}{scope}: {report.events} events in {len(report.streams)} "
             f"stream(s){_pruned_note(report)}, {report.checkpoints_checked} checkpoint copies "
             "checked"
         )

@@ -3,8 +3,9 @@ step that turns an event into the row appended to a stream."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeAlias
 
 from mcp_notary.events.model import AuditEvent
@@ -100,6 +101,78 @@ def event_row(v: Sequence[Any]) -> EventRow:
         leaf_hash=bytes(v[10]),
         chain_hash=bytes(v[11]),
     )
+
+
+DERIVED_COLUMNS = ("event_id", "kind", "method", "tool", "principal_id", "outcome")
+"""The `events` columns that repeat a field of the hashed body (besides stream, seq and
+timestamp, which the verifier checks with the chain). Nothing a reader trusts may differ from
+the body: `verify` reports a row whose columns do, and the read side uses the body's values."""
+
+_COLUMN_PATHS: dict[str, tuple[str, ...]] = {
+    "event_id": ("event_id",),
+    "kind": ("kind",),
+    "method": ("method",),
+    "tool": ("tool",),
+    "principal_id": ("principal", "id"),
+    "outcome": ("outcome",),
+}
+
+
+def column_path(column: str) -> tuple[str, ...]:
+    """Where in the body a derived column comes from: ``principal_id`` -> (principal, id)."""
+    return _COLUMN_PATHS[column]
+
+
+def body_columns(body: bytes) -> dict[str, Any] | None:
+    """The derived columns as the hashed body states them (pure); None if the body is not a
+    JSON object."""
+    try:
+        event = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(event, dict):
+        return None
+    found: dict[str, Any] = {}
+    for column, path in _COLUMN_PATHS.items():
+        value: Any = event
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        found[column] = value
+    return found
+
+
+def column_disagreements(row: EventRow) -> dict[str, tuple[Any, Any]]:
+    """``{column: (stored, body's)}`` for each derived column of `row` that differs from its
+    body (every column, with None as the body's value, if the body is not a JSON object)."""
+    truth = body_columns(row.body)
+    return {
+        c: (getattr(row, c), None if truth is None else truth[c])
+        for c in DERIVED_COLUMNS
+        if truth is None or getattr(row, c) != truth[c]
+    }
+
+
+def as_hashed(row: EventRow) -> EventRow:
+    """`row` with its derived columns taken from its body: what a reader may rely on."""
+    truth = body_columns(row.body)
+    if truth is None:
+        return row
+    return replace(row, **{c: truth[c] for c in DERIVED_COLUMNS})
+
+
+def column_check_rows(store: Store, stream: str) -> Iterator[EventRow]:
+    """The rows of `stream` whose derived columns must be compared with their bodies: the
+    store's own prefilter if it has one (SQLite), else every row."""
+    suspects: Callable[[str], Iterator[EventRow]] | None = getattr(store, "column_suspects", None)
+    return suspects(stream) if suspects is not None else store.scan(stream)
+
+
+def stream_ends(store: Store, stream: str) -> tuple[EventRow | None, EventRow | None]:
+    """The first and the last stored event of `stream`."""
+    first = next(iter(store.scan(stream)), None)
+    head = store.head(stream).seq
+    last = next(iter(store.scan(stream, from_seq=max(head, 1))), None)
+    return first, last
 
 
 def checkpoint_row(v: Sequence[Any]) -> CheckpointRow:

@@ -10,7 +10,13 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from mcp_notary.errors import ConfigError
-from mcp_notary.ledger.store import EventRow, event_row
+from mcp_notary.ledger.store import (
+    EventRow,
+    as_hashed,
+    column_disagreements,
+    column_path,
+    event_row,
+)
 from mcp_notary.query.index import Progress
 from mcp_notary.query.model import Cursor, Page, Query
 
@@ -50,6 +56,9 @@ class Activity:
 class QueryEngine(Protocol):
     """Read-side queries over one store. Blocking; safe to share between threads."""
 
+    mismatched: int
+    """Rows read whose stored columns disagreed with their hashed body (read as hashed)."""
+
     @property
     def indexed(self) -> bool:
         """Whether full-text search is available now."""
@@ -77,6 +86,9 @@ class SqlQueryEngine:
     a search, and which placeholder its driver takes."""
 
     placeholder: str
+    mismatched = 0
+    """Rows read so far whose stored columns disagreed with their hashed body (returned with
+    the body's values): a sign of tampering that `mcp-notary verify` names."""
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
         raise NotImplementedError
@@ -87,18 +99,32 @@ class SqlQueryEngine:
     def search(self, query: Query) -> Page:
         """One page of matches in `query.sort` order."""
         sql, params = self._search_sql(query)
-        return page_of([event_row(r) for r in self._fetch(sql, params)], query.limit)
+        return page_of(self._as_hashed(self._fetch(sql, params)), query.limit)
+
+    def _as_hashed(self, raw: Sequence[Any]) -> list[EventRow]:
+        """Rows as their hashed bodies state them: every decision a reader's result depends
+        on (scope, filters, what is shown) is then made on the body, never on a column."""
+        rows = [event_row(r) for r in raw]
+        wrong = sum(1 for r in rows if column_disagreements(r))
+        if not wrong:
+            return rows
+        self.mismatched += wrong
+        return [as_hashed(r) for r in rows]
 
     def iterate(self, query: Query, page_size: int = 1000) -> Iterator[EventRow]:
         """Every match in `query.sort` order, a page at a time (for exports and the CLI)."""
         return iterate_pages(self.search, query, page_size)
 
     def get(self, event_id: str) -> EventRow | None:
+        p = self.placeholder
         rows = self._fetch(
-            f"SELECT {EVENT_SELECT} FROM events AS e WHERE e.event_id = {self.placeholder} LIMIT 1",
+            f"SELECT {EVENT_SELECT} FROM events AS e WHERE e.event_id = {p} LIMIT 2",
             (event_id,),
         )
-        return event_row(rows[0]) if rows else None
+        # The column finds the row; the body must say it is that event (an edited event_id
+        # column must not make another event answer for this id).
+        found = [r for r in self._as_hashed(rows) if r.event_id == event_id]
+        return found[0] if found else None
 
     def activity(
         self, since: str | None, until: str | None, principal: str | None = None
@@ -127,27 +153,43 @@ def iterate_pages(
         current = replace(current, cursor=Cursor.decode(page.next_cursor))
 
 
-def column_filters(query: Query, p: str) -> tuple[list[str], list[Any]]:
-    """WHERE clauses (and their parameters) for the filters on stored columns; `p` is the
-    driver's placeholder. `audit_access` events are left out unless asked for."""
+BodyField = Callable[[tuple[str, ...]], str]
+"""The backend's SQL for a field of the hashed body at a path: ``("principal", "id")``."""
+
+INDEXED_COLUMNS = frozenset({"principal_id", "tool", "event_id"})
+"""Derived columns with an index, kept as a prefilter beside the body's own value."""
+
+
+def column_filters(query: Query, p: str, field: BodyField) -> tuple[list[str], list[Any]]:
+    """WHERE clauses (and their parameters) for the filters; `p` is the driver's placeholder.
+    `audit_access` events are left out unless asked for.
+
+    Filters on a derived column (kind, principal, tool...) compare the hashed body's own
+    field, so an edited column can neither hide an event (kind, method, outcome are read
+    from the body alone) nor show one to a reader it does not concern (an indexed column only
+    narrows the candidates, the body decides)."""
     where: list[str] = []
     params: list[Any] = []
     for column, value in (
-        ("e.principal_id", query.principal),
-        ("e.tool", query.tool),
-        ("e.method", query.method),
-        ("e.outcome", query.outcome),
-        ("e.event_id", query.event_id),
-        ("e.stream", query.stream),
+        ("principal_id", query.principal),
+        ("tool", query.tool),
+        ("method", query.method),
+        ("outcome", query.outcome),
+        ("event_id", query.event_id),
+        ("kind", query.kind),
     ):
-        if value is not None:
-            where.append(f"{column} = {p}")
+        if value is None:
+            continue
+        if column in INDEXED_COLUMNS:
+            where.append(f"e.{column} = {p}")
             params.append(value)
-    if query.kind is not None:
-        where.append(f"e.kind = {p}")
-        params.append(query.kind)
-    else:
-        where.append("e.kind != 'audit_access'")
+        where.append(f"{field(column_path(column))} = {p}")
+        params.append(value)
+    if query.stream is not None:
+        where.append(f"e.stream = {p}")
+        params.append(query.stream)
+    if query.kind is None:
+        where.append(f"COALESCE({field(column_path('kind'))}, '') != 'audit_access'")
     if query.since is not None:
         where.append(f"e.timestamp >= {p}")
         params.append(query.since)

@@ -30,6 +30,11 @@ VECTOR = "mcp_notary_search_vector(e.body)"
 _DOC = "convert_from(e.body, 'UTF8')::jsonb"
 
 
+def body_field(path: tuple[str, ...]) -> str:
+    """A field of the hashed body, as text (NULL if the body is not UTF-8 JSON: migration 5)."""
+    return f"mcp_notary_body_field(e.body, '{{{','.join(path)}}}')"
+
+
 def _phrase(value: str) -> str | None:
     """A tsquery phrase of the words in `value`, to narrow candidates through the index
     (exactness is checked on the body afterwards)."""
@@ -38,7 +43,7 @@ def _phrase(value: str) -> str | None:
 
 def build_pg_search_sql(query: Query) -> tuple[str, list[Any]]:
     """SQL and parameters for one page of `query` (pure)."""
-    where, params = column_filters(query, "%s")
+    where, params = column_filters(query, "%s", body_field)
     narrow: list[str] = []
     # Exact checks on fields inside the body, each narrowed through the search index.
     if query.server is not None:

@@ -53,6 +53,12 @@ def readonly_connection(path: Path) -> sqlite3.Connection:
     return db
 
 
+def body_field(path: tuple[str, ...]) -> str:
+    """A field of the hashed body; NULL for a body that is not JSON (which `verify` reports),
+    so one damaged row cannot make every read fail."""
+    return f"CASE WHEN json_valid({_BODY}) THEN json_extract({_BODY}, '$.{'.'.join(path)}') END"
+
+
 def _phrase(value: str) -> str:
     """An FTS5 phrase of the words in `value`, for a column prefilter (exactness is checked
     on the body afterwards)."""
@@ -87,7 +93,7 @@ def build_search_sql(query: Query, indexed: bool, *, dense: bool = False) -> tup
     time-ordered index and probing the matches (stops after `limit` hits), instead of
     fetching and sorting every match (the unary `+` keeps SQLite from driving the query
     from the match list). For a million events, a word in 7% of them: 430 ms -> 15 ms."""
-    where, params = column_filters(query, "?")
+    where, params = column_filters(query, "?", body_field)
     # Exact checks on fields inside the body.
     if query.server is not None:
         where.append(f"json_extract({_BODY}, '$.server.name') = ?")

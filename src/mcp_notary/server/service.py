@@ -19,11 +19,12 @@ from mcp_notary.anchor import Anchor
 from mcp_notary.ids import utc_timestamp
 from mcp_notary.ledger.checkpointer import DEFAULT_ORIGIN_PREFIX
 from mcp_notary.ledger.keys import TrustedKey
-from mcp_notary.ledger.store import CheckpointRow, EventRow
+from mcp_notary.ledger.store import CheckpointRow, EventRow, column_check_rows, stream_ends
 from mcp_notary.lifecycle.retention import recorded_prunes_in
 from mcp_notary.query.engine import Activity, QueryEngine
 from mcp_notary.query.model import Page, Query
 from mcp_notary.query.proofs import inclusion_bundle
+from mcp_notary.recorder import writer_alive
 from mcp_notary.verify.checkpoints import CheckpointEvidence
 from mcp_notary.verify.proof import ProofBundle
 from mcp_notary.verify.report import verify_trail
@@ -181,6 +182,7 @@ class ReadService:
         for anchor in self.settings.anchors:
             evidence += [CheckpointEvidence(n.note, f"anchor:{n.location}") for n in anchor.notes()]
         with self._verification.lock:  # one full verification at a time
+            registrations = {info.stream: info for info in store.streams()}
             report = verify_trail(
                 store.stream_names(),
                 lambda stream: store.scan_leaves(stream),
@@ -190,6 +192,10 @@ class ReadService:
                 known_origins=known,
                 anchors_given=len(self.settings.anchors),
                 retention=recorded_prunes_in(store),
+                column_rows=lambda stream: column_check_rows(store, stream),
+                registrations=registrations,
+                ends=lambda stream: stream_ends(store, stream),
+                alive=lambda stream: writer_alive(stream, registrations.get(stream)),
             )
         body = report.to_dict()
         body["verified_at"] = utc_timestamp()

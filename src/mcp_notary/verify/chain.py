@@ -19,11 +19,13 @@ FindingKind = Literal[
     "reordered",  # an event stored at a seq that is not its own
     "unreadable",  # stored bytes are not a JSON event
     "time_regression",  # an event ends before an earlier-sequenced event started
+    "column_mismatch",  # a stored column (kind, principal_id...) differs from the hashed event
     # the stream as a whole
     "empty_stream",  # a registered stream with no events
     "tail_truncated",  # a signed checkpoint commits to more events than are stored
     "uncovered",  # events no trusted checkpoint covers yet
     "appended_after_close",  # events after the checkpoint that sealed a cleanly closed stream
+    "stream_record",  # the streams table row is missing or disagrees with the stream's events
     # checkpoints
     "fork",  # two trusted checkpoints of one size with different roots
     "inconsistent_checkpoint",  # a trusted checkpoint that the later trusted history contradicts

@@ -335,11 +335,26 @@ REVOKE ALL ON FUNCTION mcp_notary_event_partition(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mcp_notary_event_partition(text) TO {WRITER_ROLE};
 """
 
+# A field of the hashed body, for filters the read side must decide on the body itself rather
+# than on an editable column (kind, principal...). NULL for a body that is not UTF-8 JSON
+# (`verify` reports it), so one damaged row cannot make every read fail. Not PARALLEL SAFE:
+# the exception block needs a subtransaction.
+_V5 = """
+CREATE FUNCTION mcp_notary_body_field(body bytea, path text[]) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL RESTRICTED AS $$
+BEGIN
+    RETURN convert_from(body, 'UTF8')::jsonb #>> path;
+EXCEPTION WHEN OTHERS THEN
+    RETURN NULL;
+END $$;
+"""
+
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "events, streams, checkpoints and roles", _ROLES + _V1 + _V1_GRANTS),
     (2, "pruned events and subject keys", _V2),
     (3, "access records and the search index", _V3),
     (4, "events partitioned by month", _V4),
+    (5, "reading a field of the hashed body", _V5),
 )
 """`(version, name, sql)`; the SQL may use `{schema}` for the quoted current schema."""
 
