@@ -23,6 +23,7 @@ from mcp_notary.redact.rules import DEFAULT_RULES, MIN_DETECTABLE, Rule
 from mcp_notary.redact.tokens import RedactionKey, marker
 
 _SEP = b"\x00"
+_MARKER_OPEN = "[REDACTED:"
 _CLEAN_NAMES_MAX = 8192
 
 
@@ -175,6 +176,8 @@ class Detectors:
                     candidate = _decode(data[start:end])
                     keep = rule.check(candidate, key)
                     if not keep:
+                        if candidate.startswith(_MARKER_OPEN):  # already redacted: go past it
+                            resume = end if resume is None else min(resume, end)
                         continue
                     if keep < len(candidate):
                         end = start + len(_encode(candidate[:keep]))

@@ -322,7 +322,13 @@ class Scrubber:
         # this loop runs for every member of every payload.
         fast = not nodes and not verbatim and mode.keynames
         pending, memo, limit = self._pending, self._memo, mode.limit
-        hidden = self._hidden_members(obj) if mode.keynames and not verbatim else None
+        hidden = (
+            self._hidden_members(obj)
+            if mode.keynames
+            and not verbatim
+            and ("kty" in obj or "value" in obj or "Value" in obj)
+            else None
+        )
         for raw_name, child in obj.items():
             name = raw_name if raw_name.__class__ is str else str(raw_name)
             if drop_meta and name == "_meta":
@@ -553,7 +559,7 @@ class Scrubber:
         """Run the detectors over every queued string and write the results in place, then
         the `after_flush` steps."""
         self._scan_pending()
-        while self._after:
+        while self._after or self._pending:  # cut and assembled texts are scanned again
             steps, self._after = self._after, []
             for run in steps:
                 run()
@@ -589,11 +595,10 @@ class Scrubber:
             short = truncated(new, mode.limit)
             if len(short) != len(new):
                 # A prefix is a new text: a rule may match it that did not match the whole
-                # (`\b` now at its end), so it is scanned as it will be stored.
-                again = self.detectors.redact(short, self.key)
-                for hit in again.hits:
-                    self.record(pointer, hit.kind, hit.rule.id, hit.rule.version)
-                short = again.text
+                # (`\b` now at its end), so it is scanned as it will be stored, in the next
+                # round of the flush with the other cuts.
+                self.final(out, slot, short, pointer)
+                return
             new = short
         if new is not text:
             out[slot] = new
