@@ -324,9 +324,7 @@ class Scrubber:
         pending, memo, limit = self._pending, self._memo, mode.limit
         hidden = (
             self._hidden_members(obj)
-            if mode.keynames
-            and not verbatim
-            and ("kty" in obj or "value" in obj or "Value" in obj)
+            if mode.keynames and not verbatim and ("kty" in obj or "value" in obj or "Value" in obj)
             else None
         )
         for raw_name, child in obj.items():
