@@ -7,15 +7,13 @@ neither is allowed."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from e2e_notary import Notary
-from e2e_rawclient import INIT, RawPipeClient, time_call, wait_until
+from e2e_rawclient import RawPipeClient, handshake, stored, time_call, wait_until
 from small_fs import fill, small_filesystem
 
 
@@ -23,19 +21,6 @@ from small_fs import fill, small_filesystem
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     with small_filesystem(tmp_path) as mountpoint:
         yield mountpoint
-
-
-def handshake(client: RawPipeClient) -> None:
-    assert "result" in client.request(INIT)
-    client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-
-
-def stored(store: Path) -> list[dict[str, Any]]:
-    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
-    try:
-        return [json.loads(b) for (b,) in db.execute("SELECT body FROM events ORDER BY rowid")]
-    finally:
-        db.close()
 
 
 def recovered(store: Path) -> list[dict[str, Any]]:

@@ -14,7 +14,6 @@ series in docs/ledger.md used 40)."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import signal
@@ -25,7 +24,14 @@ from typing import Any
 
 import pytest
 from e2e_notary import Notary
-from e2e_rawclient import INIT, PipelinedLoad, RawPipeClient, descendants, wait_until
+from e2e_rawclient import (
+    PipelinedLoad,
+    RawPipeClient,
+    descendants,
+    handshake,
+    stored,
+    wait_until,
+)
 
 from mcp_notary.ledger.writer import MAX_BEHIND_EVENTS, MAX_BEHIND_S
 
@@ -46,19 +52,6 @@ def echo_call(i: int) -> dict[str, Any]:
         "method": "tools/call",
         "params": {"name": "echo", "arguments": {"message": f"m{i}"}},
     }
-
-
-def handshake(client: RawPipeClient) -> None:
-    assert "result" in client.request(INIT)
-    client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-
-
-def stored(store: Path) -> list[dict[str, Any]]:
-    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
-    try:
-        return [json.loads(b) for (b,) in db.execute("SELECT body FROM events ORDER BY rowid")]
-    finally:
-        db.close()
 
 
 def kill_under_load(

@@ -8,23 +8,9 @@ import signal
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
 
 from e2e_notary import Notary
-from e2e_rawclient import INIT, RawPipeClient, time_call, wait_until
-
-
-def handshake(client: RawPipeClient) -> None:
-    assert "result" in client.request(INIT)
-    client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-
-
-def stored(store: Path) -> list[dict[str, Any]]:
-    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
-    try:
-        return [json.loads(b) for (b,) in db.execute("SELECT body FROM events ORDER BY rowid")]
-    finally:
-        db.close()
+from e2e_rawclient import RawPipeClient, handshake, stored, time_call, wait_until
 
 
 def test_kill9_is_found_and_recorded_by_the_next_start(

@@ -8,6 +8,7 @@ import unicodedata
 
 from confusable_homoglyphs import confusables
 
+from mcp_notary.redact import confusables as generated
 from mcp_notary.redact.confusables import ASCII_LOOKALIKES
 
 
@@ -30,19 +31,8 @@ def derived() -> dict[int, str]:
     return table
 
 
-HEADER = '''"""Non-ASCII characters that look like an ASCII letter or digit, and which one.
-
-Generated from the Unicode TR 39 confusables data as packaged by `confusable-homoglyphs`
-(3.3.1): every single character whose confusables include one ASCII letter or digit, mapped to
-the first such; and every character whose NFKC form is one ASCII letter or digit (full-width
-and mathematical letters, which TR 39 leaves to NFKC). `tests/redact/test_confusables.py`
-regenerates it and fails, printing the new module, if this table differs. Kept as a module
-so that redaction does not load 900 KB of JSON (a third of a second) in every process.
-"""
-
-from __future__ import annotations
-
-'''
+# The module's own docstring heads the regenerated module, so the two cannot drift apart.
+HEADER = f'"""{generated.__doc__}"""\n\nfrom __future__ import annotations\n\n'
 FOOTER = (
     "ASCII_LOOKALIKES: dict[int, str] = dict(zip(map(ord, _FROM), _TO, strict=True))\n"
     '"""Code point -> the ASCII letter or digit it looks like (for `str.translate`)."""\n'

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -310,3 +311,18 @@ def time_call(i: int) -> dict[str, Any]:
         "method": "tools/call",
         "params": {"name": "get_current_time", "arguments": {"timezone": "UTC"}},
     }
+
+
+def handshake(client: RawPipeClient) -> None:
+    """The legacy-era initialize exchange, answered, then `notifications/initialized`."""
+    assert "result" in client.request(INIT)
+    client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+
+def stored(store: Path) -> list[dict[str, Any]]:
+    """Every stored event body of a SQLite store, in insertion order (read-only)."""
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        return [json.loads(b) for (b,) in db.execute("SELECT body FROM events ORDER BY rowid")]
+    finally:
+        db.close()
