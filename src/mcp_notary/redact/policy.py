@@ -164,12 +164,16 @@ class PolicyRedactor:
         # Everything else is queued too and scanned in the one flush below. Tool and method
         # names and JSON-RPC ids are chosen by whoever sent the message: scanned like the rest.
         loose: dict[str, Any] = {}
-        for name in ("target", "tool", "method", "jsonrpc_id"):
-            value = getattr(draft, name)
-            if isinstance(value, str):
-                scrub.later(loose, name, value, f"/{name}")
-            elif isinstance(value, int) and not isinstance(value, bool):
-                loose[name] = scrub.number(value, f"/{name}")
+        if draft.target is not None:
+            scrub.later(loose, "target", draft.target, "/target")
+        jsonrpc_id = draft.jsonrpc_id
+        if isinstance(jsonrpc_id, str):
+            scrub.later(loose, "jsonrpc_id", jsonrpc_id, "/jsonrpc_id")
+        elif isinstance(jsonrpc_id, int) and not isinstance(jsonrpc_id, bool):
+            jsonrpc_id = scrub.number(jsonrpc_id, "/jsonrpc_id")
+        # Names recur across events: scanned now, the clean ones remembered.
+        tool = scrub.name(draft.tool, "/tool") if draft.tool is not None else None
+        method = scrub.name(draft.method, "/method") if draft.method is not None else None
         details = draft.details
         if details:
             details = scrub.value(details, "/details", (), DETAILS)
@@ -180,8 +184,8 @@ class PolicyRedactor:
             timestamp=draft.timestamp,
             kind=draft.kind,
             principal=draft.principal,
-            method=loose.get("method"),
-            tool=loose.get("tool"),
+            method=method,
+            tool=tool,
             target=loose.get("target"),
             arguments=arguments,
             outcome=draft.outcome,
@@ -192,7 +196,7 @@ class PolicyRedactor:
             transport=draft.transport,
             direction=draft.direction,
             protocol_version=draft.protocol_version,
-            jsonrpc_id=loose.get("jsonrpc_id"),
+            jsonrpc_id=loose.get("jsonrpc_id", jsonrpc_id),
             duration_ms=draft.duration_ms,
             error=error,
             trace_id=draft.trace_id,

@@ -179,6 +179,7 @@ def _blocks(
     if texts:
         if shown:
             out["text"] = ""  # filled after the flush, when the texts are redacted
+            scrub.likely(cut("\n".join(shown), chars))  # what it will be if nothing is found
         out["text_chars"] = sum(len(t) for t in texts) + len(texts) - 1
 
         def finish() -> None:

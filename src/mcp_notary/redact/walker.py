@@ -115,24 +115,13 @@ def _blob_member(obj: dict[str, Any]) -> str | None:
     return None
 
 
-def _paired_values(items: list[Any]) -> dict[int, str] | None:
-    """Items that are the value of a name-value pair spelled as an array: `["password", "x"]`,
-    or `["--token", "x"]` in an argument vector. Index -> kind."""
-    found: dict[int, str] | None = None
-    n = len(items)
-    for i, item in enumerate(items[:-1]):
-        if item.__class__ is not str or not item or (n != 2 and item[0] != "-"):
-            continue
-        if len(item) > 256 or " " in item:  # a sentence, not a name
-            continue
-        name = item.lstrip("-")
-        if "=" in name:
-            continue
-        kind = sensitive_key_kind(name)
-        if kind is not None:
-            found = found or {}
-            found[i + 1] = kind
-    return found
+def _pair_name(item: str) -> str | None:
+    """The kind of secret the NEXT item of an array holds when this one names it: a pair
+    spelled as an array (`["password", "x"]`) or a flag in an argument vector (`--token x`)."""
+    if len(item) > 256 or " " in item:  # a sentence, not a name
+        return None
+    name = item.lstrip("-")
+    return None if "=" in name else sensitive_key_kind(name)
 
 
 def _next_open(text: str, start: int) -> int:
@@ -174,6 +163,10 @@ class Scrubber:
         self.key = key
         self._fields: dict[tuple[str, str, str, str], None] = {}  # ordered, deduplicated
         self._pending: list[tuple[Any, Any, str, str, Mode]] = []
+        # Texts likely to be stored as they are cut (a prefix of a text that will turn out
+        # clean): scanned in the same pass as the rest, so the rescan of the cut is usually
+        # a look-up rather than a second pass.
+        self._likely: list[str] = []
         self._after: list[Callable[[], None]] = []
         # Detector results by text, for this event only: structuredContent and its JSON-text
         # copy hold the same strings, and are scanned once. (It holds raw text, so it must not
@@ -391,13 +384,18 @@ class Scrubber:
         keep = arr if mode.max_items is None else arr[: mode.max_items]
         out: list[Any] = list(keep)  # scalars stay as they are; the rest is replaced below
         fast = not nodes and not mode.verbatim
-        secret_at = _paired_values(keep) if mode.keynames and not mode.verbatim else None
+        pairs = mode.keynames and not mode.verbatim
+        two = len(keep) == 2
+        value_of: str | None = None  # the kind, when the previous item named a secret
         for i, child in enumerate(keep):
             cls = child.__class__
-            if secret_at is not None and i in secret_at and _worth_hiding(child):
-                kind = secret_at[i]
-                out[i] = self.token(child, kind, f"key.{kind}", f"{pointer}/{i}")
-                continue
+            if value_of is not None:
+                kind, value_of = value_of, None
+                if _worth_hiding(child):
+                    out[i] = self.token(child, kind, f"key.{kind}", f"{pointer}/{i}")
+                    continue
+            if pairs and cls is str and child and (two or child[0] == "-"):
+                value_of = _pair_name(child)
             if fast and (
                 (cls is int and -_BIG_INT < child < _BIG_INT)
                 or cls is bool
@@ -448,6 +446,15 @@ class Scrubber:
                 self.record(join(pointer, result.text), hit.kind, hit.rule.id, hit.rule.version)
         return result.text
 
+    def name(self, text: str, pointer: str) -> str:
+        """A name (tool, method) as stored: scanned now, clean ones remembered across events."""
+        if text in self.detectors.clean_names:
+            return text
+        result = self.detectors.redact_name(text, self.key)
+        for hit in result.hits:
+            self.record(pointer, hit.kind, hit.rule.id, hit.rule.version)
+        return result.text
+
     # -- strings -------------------------------------------------------------------------------
 
     def later(
@@ -480,6 +487,13 @@ class Scrubber:
         # Whatever the JSON walk made of it, the text to be stored is scanned as text too:
         # the stored text is exactly a text the detectors scanned.
         self._pending.append((out, slot, text, pointer, mode))
+        if mode.limit is not None and len(text) > mode.limit:
+            self.likely(truncated(text, mode.limit))
+
+    def likely(self, text: str) -> None:
+        """Scan `text` with the next batch, for a `final` (or a cut) that may ask for it."""
+        if text not in self._memo:
+            self._likely.append(text)
 
     def _json_text(self, text: str, pointer: str, nodes: Nodes, mode: Mode) -> str:
         """JSON text redacted as JSON (key names, field rules, nested JSON), re-serialised if
@@ -565,9 +579,10 @@ class Scrubber:
 
     def _scan_pending(self) -> None:
         if not self._pending:
-            return
+            return  # `likely` texts alone are not worth a pass
         pending, self._pending = self._pending, []
-        texts = list(dict.fromkeys(p[2] for p in pending))  # each distinct text once
+        likely, self._likely = self._likely, []
+        texts = list(dict.fromkeys([*(p[2] for p in pending), *likely]))  # each distinct once
         results = self.detectors.redact_many(texts, self.key)
         memo = self._memo
         for i, text in enumerate(texts):
