@@ -43,6 +43,7 @@ from mcp_notary.ledger.store import (
     StreamInfo,
     as_hashed,
     prepare_row,
+    started_details,
 )
 from mcp_notary.ledger.writer import BATCH_MAX_WAIT_S, BacklogLimit, Backpressure, LedgerWriter
 from mcp_notary.lifecycle.policy import parse_days
@@ -92,25 +93,12 @@ def writer_alive(
     token = process_start_token(pid)
     if token == "unknown":
         return False
-    details = _started_details(started)
+    details = started_details(started)
     if details is not None and isinstance(details.get("process_start"), str):
         return bool(token == details["process_start"])
     if info is not None and info.host == host and info.pid == pid:
         return token == info.process_start
     return True
-
-
-def _started_details(row: EventRow | None) -> dict[str, Any] | None:
-    if row is None:
-        return None
-    try:
-        event = json.loads(row.body)
-    except ValueError:
-        return None
-    details = event.get("details") if isinstance(event, dict) else None
-    if event.get("kind") != "lifecycle" or not isinstance(details, dict):
-        return None
-    return details if details.get("phase") == "started" else None
 
 
 def _process_alive(store: Store, stream: str, info: StreamInfo | None) -> bool:

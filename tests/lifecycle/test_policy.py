@@ -138,11 +138,18 @@ def test_rules_match_data_classes_from_the_redaction_manifest() -> None:
 def test_plan_never_prunes_lifecycle_records_and_spans_stop_at_gaps() -> None:
     policy = RetentionPolicy.from_mapping({"hot": "P1D"})
     stored = rows([50, 40, 30, 20])
-    kept_kind = EventRow(**{**stored[1].__dict__, "kind": "retention"})
+    # A retention record (by its hashed body: the kind column alone decides nothing).
+    body = json.loads(stored[1].body)
+    record = json.dumps({**body, "kind": "retention"}, separators=(",", ":")).encode()
+    kept_kind = EventRow(**{**stored[1].__dict__, "kind": "retention", "body": record})
     gapped = [stored[0], kept_kind, stored[3]]  # seq 3 pruned before
     plan = plan_stream("s", None, gapped, policy, [], NOW, archiving=True)
     assert plan.archive == [(1, 1), (4, 4)] and plan.kept == 1
     assert plan.spans == [(1, 1), (4, 4)]
+    # A call whose kind COLUMN says `retention` is pruned like any call.
+    forged = EventRow(**{**stored[1].__dict__, "kind": "retention"})
+    plan = plan_stream("s", None, [stored[0], forged, stored[3]], policy, [], NOW, archiving=True)
+    assert plan.archive == [(1, 2), (4, 4)] and plan.kept == 0
 
 
 def test_recorded_prunes_reads_retention_records() -> None:

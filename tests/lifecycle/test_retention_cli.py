@@ -296,3 +296,44 @@ def test_events_reads_the_archive_as_if_nothing_had_moved(
     assert len(in_store) < len(before) or "--limit" in filters
     after = [e["event_id"] for e in notary.events(store, *filters, "--archive", str(archive))]
     assert after == before
+
+
+def test_retention_decides_on_the_bodies_not_on_editable_columns(
+    lifecycle_notary: Notary, aged: AgedTrail, tmp_path: Path
+) -> None:
+    """Columns beside the hashed body can be edited by anyone who can write the file (with
+    the triggers dropped), and the chain still verifies. Retention must not let such an edit
+    hide a hold, release a held event, or prune a record it never prunes."""
+    notary = lifecycle_notary
+    store = copy_store(aged, tmp_path / "store")
+    config = tmp_path / "mcp-notary.toml"
+    config.write_text(POLICY)
+    out = run_ok(notary, "hold", "place", "--principal", "mallory", "--tool", "refund",
+                 "--reason", "case 9", store=store)  # fmt: skip
+    hold_id = out.split()[1].rstrip(":")
+    held = stored(
+        store,
+        "SELECT event_id FROM events WHERE principal_id = 'mallory' AND tool = 'refund' "
+        "AND timestamp < '2026-08-26'",
+    )
+    assert len(held) > 100
+    db = sqlite_connect(store)
+    try:
+        drop_append_only_triggers(db)
+        # The hold record stops looking like one; a held event stops looking held.
+        db.execute("UPDATE events SET kind = 'call' WHERE kind = 'legal_hold'")
+        db.execute("UPDATE events SET tool = 'lookup', principal_id = 'bob' WHERE event_id = ?",
+                   held[0])  # fmt: skip
+        db.commit()
+    finally:
+        db.close()
+    proc = notary.run("retention", "apply", "--config", str(config), "--now", NOW, "--json",
+                      store=store, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    run = json.loads(proc.stdout)
+    assert run["holds"] == [hold_id]
+    remaining = {r[0] for r in stored(store, "SELECT event_id FROM events")}
+    assert {h[0] for h in held} <= remaining
+    # The hold record itself is never pruned, whatever its kind column says.
+    kinds = [json.loads(b)["kind"] for (b,) in stored(store, "SELECT body FROM events")]
+    assert kinds.count("legal_hold") == 1

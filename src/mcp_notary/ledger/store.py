@@ -4,7 +4,7 @@ step that turns an event into the row appended to a stream."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeAlias
 
@@ -272,18 +272,34 @@ def paged_scan(
         next_seq = rows[-1][1] + 1
 
 
+BODY_PLACEHOLDER = "{pattern}"
+"""Where the LIKE pattern goes in a backend's `body_like` (the pattern is passed as bytes)."""
+
+
 def find_query(
-    where: EventFilter, limit: int | None, columns: str, placeholder: str
+    where: EventFilter,
+    limit: int | None,
+    columns: str,
+    placeholder: str,
+    body_like: str = f"body LIKE {BODY_PLACEHOLDER}",
 ) -> tuple[str, list[Any]]:
     """The SQL of `Store.find` (newest first, so a limit keeps the newest; callers reverse) with
     its parameters, in the backend's `placeholder` style: one definition for every backend."""
     clauses: list[str] = []
     params: list[Any] = []
+    if where.kind is not None:
+        # The kind decides what is kept (holds, retention runs): a row whose kind column was
+        # edited must still be found. Canonical bodies spell it `"kind":"..."` exactly; the
+        # superset this finds is narrowed on the bodies by `found_rows`.
+        clauses.append(
+            f"(kind = {placeholder} OR {body_like.replace(BODY_PLACEHOLDER, placeholder)})"
+        )
+        params += [where.kind, f'%"kind":"{where.kind}"%'.encode()]
+        limit = None
     for column, op, value in (
         ("tool", "=", where.tool),
         ("principal_id", "=", where.principal),
         ("outcome", "=", where.outcome),
-        ("kind", "=", where.kind),
         ("stream", "=", where.stream),
         ("timestamp", ">=", where.since),
         ("timestamp", "<", where.until),
@@ -299,6 +315,35 @@ def find_query(
         sql += f" LIMIT {placeholder}"
         params.append(limit)
     return sql, params
+
+
+def started_details(row: EventRow | None) -> dict[str, Any] | None:
+    """The details of `row` if it is a stream's hashed `started` lifecycle record."""
+    if row is None:
+        return None
+    try:
+        event = json.loads(row.body)
+    except ValueError:
+        return None
+    details = event.get("details") if isinstance(event, dict) else None
+    if event.get("kind") != "lifecycle" or not isinstance(details, dict):
+        return None
+    return details if details.get("phase") == "started" else None
+
+
+def started_label(store: Store, stream: str) -> str | None:
+    """The server name a stream's own hashed `started` record gives, if it gives one."""
+    label = (started_details(next(iter(store.scan(stream)), None)) or {}).get("label")
+    return label if isinstance(label, str) else None
+
+
+def found_rows(rows: Iterable[EventRow], where: EventFilter, limit: int | None) -> list[EventRow]:
+    """`Store.find`'s answer from the rows `find_query` selected (newest first): each row's
+    derived columns taken from its body, the kind filter applied to those, oldest first."""
+    out = [r for r in map(as_hashed, rows) if where.kind is None or r.kind == where.kind]
+    if limit is not None:
+        out = out[:limit]
+    return out[::-1]
 
 
 def prepare_row(event: AuditEvent, stream: str, head: StreamHead) -> EventRow:

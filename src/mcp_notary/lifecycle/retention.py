@@ -20,7 +20,14 @@ from typing import Any
 from mcp_notary.ids import new_event_id
 from mcp_notary.ledger.checkpointer import CheckpointSigner, stream_origin
 from mcp_notary.ledger.segment import SegmentError, decode_segment
-from mcp_notary.ledger.store import EventFilter, EventRow, Store, ranges_of
+from mcp_notary.ledger.store import (
+    EventFilter,
+    EventRow,
+    Store,
+    as_hashed,
+    ranges_of,
+    started_label,
+)
 from mcp_notary.lifecycle.archive import Archive
 from mcp_notary.lifecycle.holds import HeldRow, LegalHold, active_holds
 from mcp_notary.lifecycle.policy import NEVER_PRUNED, RetentionPolicy, cutoff
@@ -172,9 +179,12 @@ def plan_stream(
     open_span: list[int] | None = None  # the span still contiguous with the stored rows
     previous = 0
     n = 0
-    for n, row in enumerate(rows, 1):
+    for n, stored_row in enumerate(rows, 1):
         if progress is not None and n % 1000 == 0:
             progress(1000)
+        # What is kept, held or pruned is decided on the hashed body, never on the columns
+        # beside it, which a writer to the store file could edit without breaking the chain.
+        row = as_hashed(stored_row)
         if row.seq != previous + 1:
             open_span = None  # a gap (pruned before) ends the stored run
         previous = row.seq
@@ -227,6 +237,8 @@ def plan_retention(
         holds=holds,
     )
     servers = {s.stream: s.server_name for s in store.streams()}
+    for stream in list(servers):  # the label the stream's own started record states wins
+        servers[stream] = started_label(store, stream) or servers[stream]
     for stream in store.stream_names():
         latest = store.latest_checkpoint(stream)
         plan.streams.append(

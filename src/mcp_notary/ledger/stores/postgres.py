@@ -38,6 +38,7 @@ from mcp_notary.ledger.store import (
     checkpoint_row,
     event_row,
     find_query,
+    found_rows,
     leaf_scan_query,
     paged_scan,
 )
@@ -293,7 +294,7 @@ class PostgresStore:
 
     def find(self, where: EventFilter, limit: int | None = None) -> list[EventRow]:
         sql, params = find_query(where, limit, EVENT_COLUMNS, "%s")
-        return [event_row(r) for r in reversed(self._query(sql, params))]
+        return found_rows(map(event_row, self._query(sql, params)), where, limit)
 
     def get(self, event_id: str) -> EventRow | None:
         rows = self._query(

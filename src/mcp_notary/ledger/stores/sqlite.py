@@ -14,6 +14,7 @@ from typing import Any
 from mcp_notary.errors import StoreError, StoreVersionError
 from mcp_notary.ledger.private import PRIVATE_FILE, exposure, make_private_dir
 from mcp_notary.ledger.store import (
+    BODY_PLACEHOLDER,
     DERIVED_COLUMNS,
     EVENT_COLUMNS,
     PRUNE_COPY,
@@ -30,6 +31,7 @@ from mcp_notary.ledger.store import (
     column_path,
     event_row,
     find_query,
+    found_rows,
     paged_scan,
 )
 
@@ -345,8 +347,10 @@ class SQLiteStore:
             next_seq = rows[-1][1] + 1
 
     def find(self, where: EventFilter, limit: int | None = None) -> list[EventRow]:
-        sql, params = find_query(where, limit, EVENT_COLUMNS, "?")
-        return [event_row(r) for r in reversed(self._query(sql, params))]
+        # SQLite's LIKE does not match inside a BLOB: the body is compared as text.
+        like = f"CAST(body AS TEXT) LIKE CAST({BODY_PLACEHOLDER} AS TEXT)"
+        sql, params = find_query(where, limit, EVENT_COLUMNS, "?", like)
+        return found_rows(map(event_row, self._query(sql, params)), where, limit)
 
     def get(self, event_id: str) -> EventRow | None:
         rows = self._query(f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?", (event_id,))
