@@ -196,6 +196,8 @@ class Detectors:
         """Every find in `data`, in its decoded view and in its confusable-folded view,
         merged into disjoint spans."""
         raws = self._scan_plain(data)
+        if data.isascii() and b"%" not in data and b"\\" not in data:
+            return _merge(raws) if raws else []  # nothing a view would read differently
         if not data.isascii():
             raws += self._scan_folded(data)
         view = decoded_view(data) if (b"%" in data or b"\\" in data) else None
