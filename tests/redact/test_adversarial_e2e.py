@@ -43,10 +43,10 @@ from e2e_leaks import (
     raw_store,
     read_side_outputs,
     requests,
-    wait_for_events,
 )
 from e2e_notary import Notary, notary_argv
 from e2e_rawclient import INIT, RawPipeClient
+from http_events import wait_events as wait_for_events
 from http_procs import free_port, proxy_argv, running
 from jwt.algorithms import ECAlgorithm, HMACAlgorithm, RSAAlgorithm
 from mcp import Client

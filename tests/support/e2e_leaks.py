@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,24 +30,6 @@ def raw_store(store: Path, label: str) -> dict[str, bytes]:
     files = {f"{label} {p.name}": p.read_bytes() for p in store_files(store)}
     assert files, f"no store files at {store}"
     return files
-
-
-def wait_for_events(
-    notary: Notary, store: Path, until: Callable[[list[Event]], bool], timeout: float = 20.0
-) -> list[Event]:
-    """`events --json` (audit reads left out) once `until` holds: the group commit is done."""
-    deadline = time.monotonic() + timeout
-    events: list[Event] = []
-    while time.monotonic() < deadline:
-        if store.exists():
-            events = [e for e in notary.events(store) if e["kind"] != "audit_access"]
-            if until(events):
-                return events
-        time.sleep(0.1)
-    raise AssertionError(
-        f"store {store}: condition not met within {timeout}s; "
-        f"{len(events)} events: {[(e['seq'], e['kind'], e['method']) for e in events][-30:]}"
-    )
 
 
 def read_side_outputs(notary: Notary, store: Path, workdir: Path) -> dict[str, bytes]:
