@@ -10,6 +10,7 @@ from confusable_homoglyphs import confusables
 
 from mcp_notary.redact import confusables as generated
 from mcp_notary.redact.confusables import ASCII_LOOKALIKES
+from mcp_notary.redact.keynames import INVISIBLE
 
 
 def derived() -> dict[int, str]:
@@ -67,3 +68,9 @@ def test_common_homoglyphs_fold() -> None:
     # Cyrillic a, o, p, e, s; Greek omicron; full-width and mathematical letters.
     text = "\u0430\u043e\u0440\u0435\u0455\u03bf\uff50\U0001d429"
     assert text.translate(ASCII_LOOKALIKES) == "aopesopp"
+
+
+def test_invisible_is_every_format_character_and_the_grapheme_joiner() -> None:
+    expected = {c for c in range(0x110000) if unicodedata.category(chr(c)) == "Cf"} | {0x034F}
+    found = {c for c in range(0x110000) if INVISIBLE.fullmatch(chr(c))}
+    assert found == expected, sorted(map(hex, found ^ expected))

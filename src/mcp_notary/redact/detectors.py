@@ -18,12 +18,11 @@ from typing import NamedTuple
 
 from mcp_notary.redact.confusables import ASCII_LOOKALIKES
 from mcp_notary.redact.engine import ENGINE, RuleMatcher
-from mcp_notary.redact.keynames import sensitive_key_kind
+from mcp_notary.redact.keynames import INVISIBLE, sensitive_key_kind
 from mcp_notary.redact.rules import DEFAULT_RULES, MIN_DETECTABLE, Rule
-from mcp_notary.redact.tokens import RedactionKey, marker
+from mcp_notary.redact.tokens import MARKER_OPEN, RedactionKey, marker
 
 _SEP = b"\x00"
-_MARKER_OPEN = "[REDACTED:"
 _CLEAN_NAMES_MAX = 8192
 
 
@@ -71,8 +70,6 @@ class _Span(NamedTuple):
 # `%2520` twice), JSON and JavaScript `\u` escapes and the JSON-escaped slash (`https:\/\/`).
 _ENCODED = re.compile(rb"%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\/")
 _VIEW_ROUNDS = 3
-# Characters that render as nothing: inside a key or a token they hide it from the rules.
-_INVISIBLE = re.compile("[\u00ad\u034f\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 
 
 def _decode(data: bytes) -> str:
@@ -176,7 +173,7 @@ class Detectors:
                     candidate = _decode(data[start:end])
                     keep = rule.check(candidate, key)
                     if not keep:
-                        if candidate.startswith(_MARKER_OPEN):  # already redacted: go past it
+                        if candidate.startswith(MARKER_OPEN):  # already redacted: go past it
                             resume = end if resume is None else min(resume, end)
                         continue
                     if keep < len(candidate):
@@ -222,8 +219,8 @@ class Detectors:
         text = _decode(data)
         folded = text.translate(ASCII_LOOKALIKES)
         kept: list[int] | None = None  # view character -> text character, when some went
-        if _INVISIBLE.search(folded) is not None:
-            kept = [i for i, ch in enumerate(folded) if not _INVISIBLE.match(ch)]
+        if INVISIBLE.search(folded) is not None:
+            kept = [i for i, ch in enumerate(folded) if not INVISIBLE.match(ch)]
             folded = "".join(folded[i] for i in kept)
         elif folded == text:
             return []

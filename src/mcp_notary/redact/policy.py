@@ -172,12 +172,8 @@ class PolicyRedactor:
         elif isinstance(jsonrpc_id, int) and not isinstance(jsonrpc_id, bool):
             jsonrpc_id = scrub.number(jsonrpc_id, "/jsonrpc_id")
         # Names recur across events: scanned now, the clean ones remembered.
-        clean = self._detectors.clean_names
-        tool, method = draft.tool, draft.method
-        if tool is not None and tool not in clean:
-            tool = scrub.name(tool, "/tool")
-        if method is not None and method not in clean:
-            method = scrub.name(method, "/method")
+        tool = scrub.name(draft.tool, "/tool") if draft.tool is not None else None
+        method = scrub.name(draft.method, "/method") if draft.method is not None else None
         details = draft.details
         if details:
             details = scrub.value(details, "/details", (), DETAILS)

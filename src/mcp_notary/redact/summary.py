@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from mcp_notary.redact.pointer import Nodes, descend, join
+from mcp_notary.redact.tokens import MARKER_OPEN
 from mcp_notary.redact.walker import PLAIN, Mode, Scrubber, canonical, cut, limited, looks_json
 
 ROOT = "/response_summary"
@@ -334,7 +335,7 @@ def _elicitation(
             raw is None
             or isinstance(raw, bool)
             or (isinstance(offered, list) and raw in offered)
-            or (isinstance(value, str) and value.startswith("[REDACTED:"))
+            or (isinstance(value, str) and value.startswith(MARKER_OPEN))
         ):
             answers[name] = value
         else:

@@ -78,9 +78,13 @@ class RedactionKey:
         return self._key.hex().encode("ascii") + b"\n"
 
 
+MARKER_OPEN = "[REDACTED:"
+"""How every redaction marker begins."""
+
+
 def marker(kind: str, token: str, shown: str | None = None) -> str:
     """The text that replaces a redacted value."""
-    return f"[REDACTED:{kind}:{shown}:{token}]" if shown else f"[REDACTED:{kind}:{token}]"
+    return f"{MARKER_OPEN}{kind}:{shown}:{token}]" if shown else f"{MARKER_OPEN}{kind}:{token}]"
 
 
 def default_key_path() -> Path:

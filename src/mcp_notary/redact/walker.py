@@ -28,7 +28,7 @@ from mcp_notary.redact.detectors import Detectors, Redacted
 from mcp_notary.redact.keynames import sensitive_key_kind
 from mcp_notary.redact.pointer import Action, Nodes, action_of, join, step
 from mcp_notary.redact.rules import MIN_DETECTABLE
-from mcp_notary.redact.tokens import RedactionKey, marker
+from mcp_notary.redact.tokens import MARKER_OPEN, RedactionKey, marker
 
 # Members whose values are JSON Schemas: `"password": {"type": "string"}` there describes a
 # field, it is not one. Detectors still run inside them.
@@ -36,7 +36,6 @@ SCHEMA_MEMBERS = frozenset(("inputSchema", "outputSchema", "requestedSchema"))
 
 _B64_TEXT = re.compile(r"[A-Za-z0-9+/=_\-\r\n]+")
 _BLOB_TEXT_MIN = 1024  # shorter base64-looking strings are ids and hashes, scanned as text
-_MARKER_OPEN = "[REDACTED:"
 _JSON_START = frozenset("{[ \t\r\n")
 _PLAIN_MIN = MIN_DETECTABLE
 _MAX_NESTING = 64  # deeper JSON is described, not copied (and cannot exhaust the stack)
@@ -78,7 +77,7 @@ def cut(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     end = limit
-    opened = text.rfind(_MARKER_OPEN, 0, end)
+    opened = text.rfind(MARKER_OPEN, 0, end)
     if opened != -1:
         closed = text.find("]", opened)
         if closed >= end:
@@ -102,7 +101,7 @@ def _worth_hiding(value: Any) -> bool:
     if isinstance(value, bool) or value is None:
         return False
     if isinstance(value, (str, list, dict)):
-        return len(value) > 0 and not (isinstance(value, str) and value.startswith(_MARKER_OPEN))
+        return len(value) > 0 and not (isinstance(value, str) and value.startswith(MARKER_OPEN))
     return True
 
 

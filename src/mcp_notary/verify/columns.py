@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mcp_notary.ledger.store import EventRow, StreamInfo, column_disagreements
+from mcp_notary.ledger.store import EventRow, StreamInfo, column_disagreements, started_details
 from mcp_notary.verify.chain import Finding
 
 __all__ = [
@@ -99,24 +99,16 @@ def check_registration(
             wrong.append(f"host is {info.host!r} but the stream's events say {host!r}")
         if str(info.pid) != pid:
             wrong.append(f"pid is {info.pid!r} but the stream's events say {pid}")
-    started = _details(first) or {}
-    if started.get("phase") == "started":
-        for column, key in (
-            ("server name", "label"),
-            ("host", "host"),
-            ("process start", "process_start"),
-        ):
-            if key not in started:
-                continue  # recorded by older releases without it
-            stored = {
-                "label": info.server_name,
-                "host": info.host,
-                "process_start": info.process_start,
-            }[key]
-            if stored != started[key]:
-                wrong.append(
-                    f"{column} is {stored!r} but the stream's started record says {started[key]!r}"
-                )
+    started = started_details(first) or {}
+    for column, key, stored in (
+        ("server name", "label", info.server_name),
+        ("host", "host", info.host),
+        ("process start", "process_start", info.process_start),
+    ):
+        if key in started and stored != started[key]:  # older releases did not record it
+            wrong.append(
+                f"{column} is {stored!r} but the stream's started record says {started[key]!r}"
+            )
     if not wrong:
         return []
     return [
